@@ -1,0 +1,54 @@
+"""The `aiscaler` command.
+
+Each subcommand lives in its own module, which exposes `HELP` (one line), `add_arguments(parser)`
+and `run(args) -> int`. Modules are imported when the parser is built, so they keep heavy imports
+(torch, kubernetes, kopf) inside `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from aiscaler import __version__
+
+# name -> module implementing it; the order is the order shown in --help.
+SUBCOMMANDS: dict[str, str] = {
+    "crds": "aiscaler.api.crdgen",
+    "backtest": "aiscaler.forecast.backtest_cli",
+    "train": "aiscaler.forecast.train_cli",
+    "simulate": "aiscaler.sim.cli",
+    "run": "aiscaler.handlers.cli",
+}
+
+DESCRIPTION = """\
+aiscaler autoscales GPU inference services and elastic training jobs on Kubernetes ahead of
+demand: it forecasts demand, plans replicas, GPUs and nodes for the whole cluster at once, and
+starts capacity a cold start before the demand arrives."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aiscaler",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"aiscaler {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

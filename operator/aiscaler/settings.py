@@ -1,0 +1,165 @@
+"""Operator-wide settings: environment variables AISCALER_<NAME>, or a YAML file named by
+AISCALER_CONFIG_FILE (the Helm chart renders its values into one). Environment variables win
+over the file, the file over the defaults.
+
+    AISCALER_PROMETHEUS_URL=http://prometheus:9090 AISCALER_NAMESPACES=inference,training
+
+Lists and pools in the environment are JSON (`AISCALER_POOLS='[{"name": "h100", ...}]'`),
+except namespaces, which may also be comma-separated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from aiscaler.api.base import ApiModel
+
+CONFIG_FILE_ENV = "AISCALER_CONFIG_FILE"
+
+
+def read_config_file(config_file: str) -> dict[str, Any]:
+    """The settings in a YAML file: a mapping of setting names (snake_case) to values."""
+    try:
+        data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise SettingsError(f"{CONFIG_FILE_ENV}={config_file}: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(
+            f"{CONFIG_FILE_ENV}={config_file}: the file must hold a mapping of setting names "
+            f"to values, not a {type(data).__name__}"
+        )
+    return data
+
+
+class GpuPool(ApiModel):
+    """A group of identical GPU nodes the cluster autoscaler (or Karpenter) can grow."""
+
+    name: str = Field(min_length=1, description="Pool name, referred to by resources.pool.")
+    gpu_type: str = Field(min_length=1, description="GPU model of the nodes, e.g. NVIDIA-L4.")
+    gpus_per_node: int = Field(ge=1, description="GPUs on one node.")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels that select the pool's nodes."
+    )
+    min_nodes: int = Field(default=0, ge=0, description="Fewest nodes the pool keeps.")
+    max_nodes: int = Field(ge=0, description="Most nodes the pool can grow to.")
+    provisioning_seconds: float = Field(
+        default=300, ge=0, description="Seconds from requesting a node to it accepting pods."
+    )
+    budget: int | None = Field(
+        default=None, ge=0, description="Most GPUs of this pool aiscaler uses."
+    )
+
+    @model_validator(mode="after")
+    def _min_nodes_at_most_max_nodes(self) -> Self:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(
+                f"pool {self.name!r}: minNodes ({self.min_nodes}) must be less than or equal "
+                f"to maxNodes ({self.max_nodes})"
+            )
+        return self
+
+
+class Settings(BaseSettings):
+    """Settings of the whole operator."""
+
+    model_config = SettingsConfigDict(env_prefix="AISCALER_", extra="forbid")
+
+    prometheus_url: str = Field(
+        default="http://localhost:9090", description="Base URL of the Prometheus HTTP API."
+    )
+    prometheus_bearer_token_file: Path | None = Field(
+        default=None, description="File holding a bearer token sent to Prometheus."
+    )
+    tick_seconds: float = Field(default=30, gt=0, description="Seconds between two planning ticks.")
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Namespaces to watch; empty means all."
+    )
+    gpu_budget: int | None = Field(
+        default=None,
+        ge=0,
+        description="Most GPUs aiscaler uses in the whole cluster; none: no limit.",
+    )
+    pools: list[GpuPool] = Field(default_factory=list, description="GPU node pools.")
+    balloon_priority_class: str = Field(
+        default="aiscaler-balloon",
+        min_length=1,
+        description="PriorityClass of the balloon pods that hold node headroom.",
+    )
+    model_path: Path | None = Field(
+        default=None, description="Forecast model checkpoint folder; none: the shipped checkpoint."
+    )
+    metrics_port: int = Field(default=8080, ge=1, le=65535, description="Port of /metrics.")
+    health_port: int = Field(default=8081, ge=1, le=65535, description="Port of the health probes.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if not config_file:
+            return init_settings, env_settings
+        file_settings = InitSettingsSource(settings_cls, init_kwargs=read_config_file(config_file))
+        return init_settings, env_settings, file_settings
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"prometheus_url must be an http(s) URL with a host, not {url!r}")
+        return url.rstrip("/")
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("namespaces")
+    @classmethod
+    def _distinct_namespaces(cls, namespaces: list[str]) -> list[str]:
+        if len(set(namespaces)) != len(namespaces) or "" in namespaces:
+            raise ValueError(f"namespaces must be distinct and not empty, not {namespaces}")
+        return namespaces
+
+    @field_validator("pools")
+    @classmethod
+    def _distinct_pool_names(cls, pools: list[GpuPool]) -> list[GpuPool]:
+        names = [pool.name for pool in pools]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"pool names must be distinct; repeated: {repeated}")
+        return pools
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Self:
+        if self.metrics_port == self.health_port:
+            raise ValueError(
+                f"metrics_port and health_port must differ (both are {self.metrics_port})"
+            )
+        return self
