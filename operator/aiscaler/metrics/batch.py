@@ -1,0 +1,277 @@
+"""Plan one tick's queries for all services and jobs, and read the answers back. Pure.
+
+`plan` groups services that can share a query (same engine, unit or latency metric, and the
+same selector label keys) and builds one confined range query per group and metric kind;
+custom and training queries are one query each. `assemble` attributes each answer's series
+to the services by their (namespace, selector values) and turns points into readings.
+
+Every value is the newest point of a range query ending now, so its age is known: a point
+older than `stale_after_s` is Stale, no point within the window is Empty.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aiscaler.metrics import presets
+from aiscaler.metrics.errors import BadQuery, Empty, MetricError
+from aiscaler.metrics.guard import confine
+from aiscaler.metrics.readings import Point, Series, newest, to_history
+from aiscaler.metrics.source import (
+    History,
+    JobQuery,
+    Measurements,
+    Reading,
+    Sample,
+    ServiceMetrics,
+    ServiceQuery,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    history_step_s: int = 60  # the forecaster's step
+    history_points: int = 288  # the forecaster's context length
+    window_s: int = 120  # rate()/last_over_time() window for everything but demand history
+    probe_s: int = 300  # how far back the newest point of a reading is looked for
+    probe_step_s: int = 15  # resolution of that look-back
+    stale_after_s: float = 90.0  # a newest point older than this is Stale
+
+
+@dataclass(frozen=True)
+class RangeQuery:
+    promql: str
+    start: float
+    end: float
+    step_s: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One query and the services (or jobs) it answers for."""
+
+    kind: str  # demand | served | latency | queue | gpu | custom_demand | throughput
+    by: tuple[str, ...]  # labels that identify a member in the answer
+    members: tuple[ServiceQuery | JobQuery, ...]
+    query: RangeQuery | MetricError  # the error when no query can be built
+
+
+def plan(
+    services: Sequence[ServiceQuery], jobs: Sequence[JobQuery], now: float, settings: Settings
+) -> list[Batch]:
+    end = float(round(now))  # the client sends whole seconds
+    history_start = end - (settings.history_points - 1) * settings.history_step_s
+    demand_window = max(settings.history_step_s, settings.window_s)
+    probe_start = end - settings.probe_s
+
+    def history(promql: str) -> RangeQuery:
+        return RangeQuery(promql, history_start, end, settings.history_step_s)
+
+    def probe(promql: str) -> RangeQuery:
+        return RangeQuery(promql, probe_start, end, settings.probe_step_s)
+
+    batches: list[Batch] = []
+    # (kind, engine, unit or latency metric, quantile, selector keys) -> services
+    groups: dict[tuple[str, str, str, float, tuple[str, ...]], list[ServiceQuery]] = defaultdict(
+        list
+    )
+    for service in services:
+        if service.preset == "custom":
+            batches.append(_custom(service, history))
+            continue
+        keys = tuple(sorted(service.selector))
+        groups[("demand", service.preset, service.unit, 0.0, keys)].append(service)
+        groups[("served", service.preset, "", 0.0, keys)].append(service)
+        groups[("queue", service.preset, "", 0.0, keys)].append(service)
+        groups[
+            ("latency", service.preset, service.latency_metric, service.latency_quantile, keys)
+        ].append(service)
+
+    for (kind, engine, variant, quantile, keys), members in groups.items():
+        namespaces = {m.namespace for m in members}
+        try:
+            by = presets.group_labels(keys)
+            if kind == "demand":
+                query = history(
+                    confine(presets.demand_query(engine, variant, by, demand_window), namespaces)
+                )
+            else:
+                query = probe(
+                    confine(
+                        _probe_query(kind, engine, variant, quantile, by, settings.window_s),
+                        namespaces,
+                    )
+                )
+        except BadQuery as error:
+            batches.append(Batch(kind, (), tuple(members), error))
+            continue
+        batches.append(Batch(kind, by, tuple(members), query))
+
+    if services:
+        gpu_query = presets.gpu_utilisation_query(settings.window_s)
+        namespaces = {s.namespace for s in services}
+        batches.append(
+            Batch(
+                "gpu",
+                ("namespace", "pod"),
+                tuple(services),
+                _or_error(lambda: probe(confine(gpu_query, namespaces))),
+            )
+        )
+    for job in jobs:
+        batches.append(_throughput(job, probe))
+    return batches
+
+
+def _probe_query(
+    kind: str, engine: str, variant: str, quantile: float, by: tuple[str, ...], window_s: int
+) -> str:
+    if kind == "served":
+        return presets.served_query(engine, by, window_s)
+    if kind == "queue":
+        return presets.queue_query(engine, by, window_s)
+    return presets.latency_query(engine, variant, quantile, by, window_s)
+
+
+def _throughput(job: JobQuery, probe: Callable[[str], RangeQuery]) -> Batch:
+    return Batch(
+        "throughput", (), (job,), _or_error(lambda: probe(confine(job.query, [job.namespace])))
+    )
+
+
+def _custom(service: ServiceQuery, history: Callable[[str], RangeQuery]) -> Batch:
+    def build() -> RangeQuery:
+        if not service.query:
+            raise BadQuery("preset custom needs demand.query")
+        return history(confine(service.query, [service.namespace]))
+
+    return Batch("custom_demand", (), (service,), _or_error(build))
+
+
+def _or_error(build: Callable[[], RangeQuery]) -> RangeQuery | MetricError:
+    try:
+        return build()
+    except BadQuery as error:
+        return error
+
+
+Answer = list[Series] | MetricError
+
+
+def assemble(
+    batches: Sequence[Batch],
+    answers: Sequence[Answer],
+    services: Sequence[ServiceQuery],
+    jobs: Sequence[JobQuery],
+    now: float,
+    settings: Settings,
+) -> Measurements:
+    """Readings per service and job from each batch's answer (same order as `batches`)."""
+    readings: dict[tuple[str, tuple[str, str]], Reading] = {}
+    histories: dict[tuple[str, str], History | MetricError] = {}
+    for batch, answer in zip(batches, answers, strict=True):
+        if isinstance(batch.query, MetricError):
+            answer = batch.query
+        if batch.kind == "gpu":
+            readings.update(_gpu(batch, answer, now, settings))
+            continue
+        kind = "demand" if batch.kind == "custom_demand" else batch.kind
+        for member, points in zip(batch.members, _points_per_member(batch, answer), strict=True):
+            what = f"{kind} of {member.namespace}/{member.name}"
+            if isinstance(points, MetricError):
+                readings[(kind, member.key)] = points
+                histories[member.key] = points
+                continue
+            readings[(kind, member.key)] = newest(points, now, settings.stale_after_s, what)
+            if kind == "demand" and isinstance(batch.query, RangeQuery):
+                histories[member.key] = (
+                    to_history(
+                        points, batch.query.start, batch.query.step_s, settings.history_points
+                    )
+                    if points
+                    else Empty(f"no data for {what}")
+                )
+
+    def get(kind: str, key: tuple[str, str]) -> Reading:
+        return readings.get((kind, key), Empty(f"no {kind} query for {key[0]}/{key[1]}"))
+
+    result: dict[tuple[str, str], ServiceMetrics] = {}
+    for service in services:
+        key = service.key
+        custom = service.preset == "custom"
+        result[key] = ServiceMetrics(
+            demand=get("demand", key),
+            demand_history=histories[key],
+            served=None if custom else get("served", key),
+            latency=None if custom else get("latency", key),
+            queue=None if custom else get("queue", key),
+            gpu_utilisation=get("gpu", key),
+        )
+    return Measurements(result, {job.key: get("throughput", job.key) for job in jobs})
+
+
+def _points_per_member(batch: Batch, answer: Answer) -> list[tuple[Point, ...] | MetricError]:
+    """Each member's points (in `batch.members` order); () when it has no series."""
+    if isinstance(answer, MetricError):
+        return [answer] * len(batch.members)
+    if not batch.by:  # a member's own query: it must answer with one series
+        if len(answer) > 1:
+            member = batch.members[0]
+            return [
+                BadQuery(
+                    f"the query of {member.namespace}/{member.name} returns {len(answer)} "
+                    "series; it must return one (aggregate it, e.g. with sum(...))"
+                )
+            ]
+        return [answer[0].points if answer else ()]
+    # A batch answer: each series carries its service's namespace and selector values.
+    index = {tuple(s.labels.get(label, "") for label in batch.by): s.points for s in answer}
+    return [index.get(_wanted(member, batch.by), ()) for member in batch.members]
+
+
+def _wanted(member: ServiceQuery | JobQuery, by: tuple[str, ...]) -> tuple[str, ...]:
+    assert isinstance(member, ServiceQuery)
+    return tuple(
+        member.namespace if label == "namespace" else member.selector[label] for label in by
+    )
+
+
+# A Deployment's pod: <deployment>-<replicaset hash>-<suffix>.
+_DEPLOYMENT_POD = re.compile(r"^(.+)-[a-z0-9]+-[a-z0-9]+$")
+
+
+def _gpu(
+    batch: Batch,
+    answer: Answer,
+    now: float,
+    settings: Settings,
+) -> dict[tuple[str, tuple[str, str]], Reading]:
+    """GPU utilisation per service: the mean over its Deployment's pods."""
+    if isinstance(answer, MetricError):
+        return {("gpu", member.key): answer for member in batch.members}
+    pods: dict[tuple[str, str], list[Series]] = defaultdict(list)
+    for series in answer:
+        match = _DEPLOYMENT_POD.match(series.labels.get("pod", ""))
+        if match:
+            pods[(series.labels.get("namespace", ""), match.group(1))].append(series)
+    out: dict[tuple[str, tuple[str, str]], Reading] = {}
+    for member in batch.members:
+        assert isinstance(member, ServiceQuery)
+        what = f"GPU utilisation of {member.namespace}/{member.name}"
+        own = pods.get((member.namespace, member.workload or member.name), [])
+        readings = [newest(s.points, now, settings.stale_after_s, what) for s in own]
+        out[("gpu", member.key)] = _mean(readings, what)
+    return out
+
+
+def _mean(readings: list[Reading], what: str) -> Reading:
+    if not readings:
+        return Empty(f"no data for {what}")
+    for reading in readings:
+        if isinstance(reading, MetricError):
+            return reading
+    samples = [r for r in readings if isinstance(r, Sample)]
+    return Sample(sum(s.value for s in samples) / len(samples), min(s.time for s in samples))

@@ -1,0 +1,117 @@
+"""The Prometheus metrics source: one batched round of range queries per tick.
+
+Built once at start-up and reused: one `PrometheusConnect` (one HTTP session, so connections
+are kept alive) and one thread pool that bounds how many queries run at the same time.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from aiscaler.metrics.batch import Answer, RangeQuery, Settings, assemble, plan
+from aiscaler.metrics.errors import BadResponse, MetricError, Timeout, Unreachable
+from aiscaler.metrics.readings import error_from_http, parse_result
+from aiscaler.metrics.source import JobQuery, Measurements, ServiceQuery
+
+# PrometheusConnect reports a non-200 answer only as this text.
+_HTTP_ERROR = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
+
+
+class PrometheusMetrics:
+    """`MetricsSource` over the Prometheus HTTP API."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        bearer_token_file: Path | None = None,
+        timeout_s: float = 10.0,
+        max_concurrency: int = 8,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._timeout_s = timeout_s
+        self._token_file = bearer_token_file
+        # One connection retry (a restarted Prometheus), no read retry (read=False re-raises
+        # the read timeout itself, so it is told apart from a refused connection): a slow
+        # Prometheus must cost one timeout per tick, not several.
+        retry = Retry(total=1, connect=1, read=False, status=0, backoff_factor=0)
+        self._client = PrometheusConnect(url=url, retry=retry, timeout=timeout_s)
+        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="prometheus")
+
+    def measure(
+        self, services: Sequence[ServiceQuery], jobs: Sequence[JobQuery], now: float
+    ) -> Measurements:
+        if self._token_file is not None:
+            # Re-read every tick: projected service-account tokens are rotated on disk.
+            token = self._token_file.read_text().strip()
+            self._client.headers = {"Authorization": f"Bearer {token}"}
+        batches = plan(services, jobs, now, self.settings)
+        answers = list(
+            self._pool.map(
+                lambda batch: (
+                    batch.query
+                    if isinstance(batch.query, MetricError)
+                    else self.query_range(batch.query)
+                ),
+                batches,
+            )
+        )
+        return assemble(batches, answers, services, jobs, now, self.settings)
+
+    def query_range(self, query: RangeQuery) -> Answer:
+        try:
+            result = self._client.custom_query_range(
+                query.promql,
+                start_time=datetime.fromtimestamp(query.start, UTC),
+                end_time=datetime.fromtimestamp(query.end, UTC),
+                step=str(query.step_s),
+                # Plain seconds: Prometheus durations take no decimals ("10.0s" is rejected).
+                params={"timeout": str(self._timeout_s)},
+            )
+        except Exception as exc:  # the client raises requests' and its own exceptions
+            return error_from_exception(exc)
+        try:
+            return parse_result(result)
+        except MetricError as error:
+            return error
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._client.close()
+
+
+def error_from_exception(exc: Exception) -> MetricError:
+    """The typed error for what PrometheusConnect raised."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return Unreachable(f"cannot connect to Prometheus: {exc}")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return Timeout(f"Prometheus did not answer in time: {exc}")
+    if isinstance(exc, requests.exceptions.RequestException):
+        # ConnectionError and friends; a 200 answer whose body is not JSON also lands here
+        # (requests' JSONDecodeError is a RequestException).
+        if isinstance(exc, ValueError):
+            return BadResponse(f"Prometheus answered with a body that is not JSON: {exc}")
+        return Unreachable(f"cannot reach Prometheus: {exc}")
+    if isinstance(exc, PrometheusApiClientException):
+        match = _HTTP_ERROR.match(str(exc))
+        if match:
+            try:
+                body = ast.literal_eval(match.group(2))
+            except (ValueError, SyntaxError):
+                body = b""
+            return error_from_http(int(match.group(1)), body if isinstance(body, bytes) else b"")
+        return Unreachable(f"Prometheus client error: {exc}")
+    if isinstance(exc, ValueError | KeyError | TypeError):
+        return BadResponse(f"Prometheus answer is not its API: {exc!r}")
+    raise exc
