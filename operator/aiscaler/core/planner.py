@@ -1,0 +1,380 @@
+"""Per-service planner: desired replicas now, from a quantile forecast, ahead of demand.
+
+Public API (stable; additive changes only):
+- `plan_service(spec, obs, memory, now, config, node_provisioning_s) -> ServiceDecision`
+- `replicas_needed_within(spec, obs, now, horizon_s, config) -> int | None`
+- `quantile_values(forecast, q) -> (values per step, note)`
+- `replicas_for(demand, capacity) -> int`
+The whole cluster (budgets, training jobs, nodes) is planned by `aiscaler.core.allocator`.
+
+How a decision is made (docs/core.md has the full table):
+1. Lead time L = cold start, plus the pool's node provisioning time when the replicas to add do
+   not fit on the free GPUs.
+2. Predicted need = max over the window [L, L + tick] of ceil(Q_a / capacity), Q_a the forecast
+   demand quantile at the attainment target a (interpolated between the forecast's quantiles).
+   Replicas the forecast needs before L are kept: one removed now could not be back in time.
+3. Reactive floor: ceil(observed demand now / capacity) — a forecast miss never leaves the
+   service below plain reaction. Reactive mode uses the floor alone.
+4. HPA-style stabilisation, rate limits, then min/max (`aiscaler.core.scaling`).
+Missing, stale, NaN or infinite data never scales down: the planner holds the current replicas
+(scaling up only on what valid data asks for) and names the problem in `reason`/`degraded`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from aiscaler.core.scaling import rate_limit, remember, stabilize
+from aiscaler.core.types import (
+    Forecast,
+    Mode,
+    PlannerConfig,
+    Reason,
+    ScaleMemory,
+    ServiceDecision,
+    ServiceObservation,
+    ServiceSpec,
+)
+
+# Demand within this much of a whole number of replicas does not round up to one more
+# (float noise such as 2.0000000001 replicas' worth must not start a GPU).
+_ROUNDING_SLACK = 1e-9
+
+
+def replicas_for(demand: float, capacity: float) -> int:
+    """Replicas needed to serve `demand` units/s at `capacity` units/s per replica."""
+    return max(0, math.ceil(demand / capacity - _ROUNDING_SLACK))
+
+
+def quantile_values(forecast: Forecast, q: float) -> tuple[npt.NDArray[np.float64], str]:
+    """Quantile `q` of the forecast for every step, interpolated linearly between the
+    forecast's quantiles; outside their range the nearest one is used (the note says so)."""
+    qs = np.asarray(forecast.quantiles, dtype=np.float64)
+    if q in forecast.quantiles:
+        return forecast.values[:, forecast.quantiles.index(q)].astype(np.float64), ""
+    note = ""
+    if q > qs[-1] or q < qs[0]:
+        nearest = float(qs[-1] if q > qs[-1] else qs[0])
+        note = f"quantile {q:g} outside the forecast's {forecast.quantiles}, used {nearest:g}"
+    values = np.array([np.interp(q, qs, row) for row in forecast.values], dtype=np.float64)
+    return values, note
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Steps of a forecast (0-based rows) overlapping [start, end] seconds after the origin."""
+
+    first: int
+    last: int  # inclusive
+
+
+def _window(forecast: Forecast, start_s: float, end_s: float) -> _Window | None:
+    """Rows whose step (ending h * step_s after the origin) overlaps [start_s, end_s];
+    None when the horizon ends before `start_s`. The end is clipped to the horizon."""
+    first = max(0, math.floor(start_s / forecast.step_s))  # row h-1 covers ((h-1)s, hs]
+    last = max(first, math.ceil(end_s / forecast.step_s) - 1)
+    if first >= forecast.horizon:
+        return None
+    return _Window(first=first, last=min(last, forecast.horizon - 1))
+
+
+def _peak(values: npt.NDArray[np.float64], window: _Window) -> float:
+    return float(np.max(values[window.first : window.last + 1]))
+
+
+def _demand_problem(
+    obs: ServiceObservation, now: float, config: PlannerConfig
+) -> tuple[Reason, str] | None:
+    why = f": {obs.demand_error}" if obs.demand_error else ""
+    if obs.demand is None:
+        return Reason.METRICS_MISSING, f"no demand sample{why}"
+    if not math.isfinite(obs.demand) or obs.demand < 0:
+        return Reason.METRICS_INVALID, f"demand sample is {obs.demand}{why}"
+    if obs.demand_time is not None and now - obs.demand_time > config.max_demand_age_s:
+        age = now - obs.demand_time
+        return Reason.METRICS_STALE, (
+            f"demand sample is {age:.0f}s old (limit {config.max_demand_age_s:.0f}s)"
+        )
+    return None
+
+
+def _forecast_problem(
+    obs: ServiceObservation, now: float, config: PlannerConfig
+) -> tuple[Reason, str] | None:
+    fc = obs.forecast
+    if fc is None or obs.forecast_origin is None:
+        return Reason.FORECAST_MISSING, "no forecast"
+    if now - obs.forecast_origin > config.max_forecast_age_s:
+        age = now - obs.forecast_origin
+        return Reason.FORECAST_STALE, (
+            f"forecast origin is {age:.0f}s old (limit {config.max_forecast_age_s:.0f}s)"
+        )
+    qs = fc.quantiles
+    if not (
+        fc.step_s > 0
+        and fc.horizon > 0
+        and len(qs) > 0
+        and all(a < b for a, b in zip((0.0, *qs), (*qs, 1.0), strict=True))  # 0 < q0 < .. < 1
+        and fc.values.shape == (fc.horizon, len(qs))
+    ):
+        return Reason.FORECAST_INVALID, (
+            f"forecast is malformed (step {fc.step_s}s, quantiles {qs}, shape {fc.values.shape})"
+        )
+    if not np.all(np.isfinite(fc.values)) or np.any(fc.values < 0):
+        return Reason.FORECAST_INVALID, "forecast has NaN, infinite or negative values"
+    return None
+
+
+def _capacity(spec: ServiceSpec) -> float | None:
+    cap = spec.capacity_per_replica
+    if cap is None or not math.isfinite(cap) or cap <= 0:
+        return None
+    return cap
+
+
+@dataclass(frozen=True)
+class _Prediction:
+    replicas: int  # max(kept, window need)
+    window_need: int  # need over [L, L + tick]
+    lead_time_s: float
+    q_value: float  # Q_a over the window
+    p50: float
+    note: str
+
+
+def _predict(
+    spec: ServiceSpec,
+    obs: ServiceObservation,
+    capacity: float,
+    now: float,
+    config: PlannerConfig,
+    node_provisioning_s: float,
+) -> _Prediction | tuple[Reason, str]:
+    fc = obs.forecast
+    assert fc is not None and obs.forecast_origin is not None  # checked by _forecast_problem
+    age = now - obs.forecast_origin
+    q_values, note = quantile_values(fc, spec.attainment)
+    p50_values, _ = quantile_values(fc, 0.5)
+
+    lead = spec.cold_start_s
+    window = _window(fc, age + lead, age + lead + config.tick_s)
+    if window is None:
+        return Reason.FORECAST_INVALID, (
+            f"forecast horizon {fc.horizon * fc.step_s:.0f}s ends before the lead time {lead:.0f}s"
+        )
+    need = replicas_for(_peak(q_values, window), capacity)
+    to_add_gpus = (need - obs.current_replicas) * spec.gpus_per_replica
+    if obs.free_gpus is not None and node_provisioning_s > 0 and to_add_gpus > obs.free_gpus:
+        # New replicas wait for a node: plan for the later window too (cold start onwards).
+        lead = spec.cold_start_s + node_provisioning_s
+        window = _window(fc, age + spec.cold_start_s, age + lead + config.tick_s)
+        assert window is not None  # same start as the window above
+        need = replicas_for(_peak(q_values, window), capacity)
+
+    before = _window(fc, age, age + lead + config.tick_s)
+    assert before is not None  # starts no later than `window`
+    kept = min(obs.current_replicas, replicas_for(_peak(q_values, before), capacity))
+    return _Prediction(
+        replicas=max(kept, need),
+        window_need=need,
+        lead_time_s=lead,
+        q_value=_peak(q_values, window),
+        p50=_peak(p50_values, window),
+        note=note,
+    )
+
+
+def validate_service(spec: ServiceSpec, obs: ServiceObservation, config: PlannerConfig) -> None:
+    """Raise ValueError naming what is inconsistent (planning bad input would mislead)."""
+    problems = []
+    if not 0 <= spec.min_replicas <= spec.max_replicas or spec.max_replicas < 1:
+        problems.append("need 0 <= min_replicas <= max_replicas and max_replicas >= 1")
+    if spec.gpus_per_replica < 1:
+        problems.append("gpus_per_replica must be >= 1")
+    if not 0 < spec.attainment < 1:
+        problems.append("attainment must lie in (0, 1)")
+    if not spec.cold_start_s >= 0:
+        problems.append("cold_start_s must be >= 0")
+    for name, rules in (("scale_up", spec.scale_up), ("scale_down", spec.scale_down)):
+        if not (
+            rules.period_s > 0 and rules.max_percent >= 0 and rules.stabilization_window_s >= 0
+        ):
+            problems.append(f"{name}: need period_s > 0, max_percent >= 0, window >= 0")
+        if rules.max_replicas is not None and rules.max_replicas < 0:
+            problems.append(f"{name}: max_replicas must be >= 0")
+    if obs.current_replicas < 0:
+        problems.append("current_replicas must be >= 0")
+    if not config.tick_s > 0:
+        problems.append("tick_s must be > 0")
+    if problems:
+        raise ValueError(f"service {spec.name}: " + "; ".join(problems))
+
+
+def plan_service(
+    spec: ServiceSpec,
+    obs: ServiceObservation,
+    memory: ScaleMemory,
+    now: float,
+    config: PlannerConfig = PlannerConfig(),  # noqa: B008 - frozen, shared safely
+    node_provisioning_s: float = 0.0,
+) -> ServiceDecision:
+    """Decide one service's replicas at time `now` (seconds, any epoch shared with the
+    observation's times).
+
+    `memory` is the previous decision's `memory` (`ScaleMemory()` at first). The result's
+    `memory` is to be passed back next tick; calling again with the same arguments (same `now`)
+    returns the same decision. `node_provisioning_s` is the pool's node provisioning time, added
+    to the lead time when the replicas to add do not fit on `obs.free_gpus`.
+    In recommend mode the decision is the predictive one with `apply=False` (and no scale event
+    is remembered, since nothing is scaled). Raises ValueError for an inconsistent spec.
+    """
+    validate_service(spec, obs, config)
+    current = obs.current_replicas
+    predictive = spec.mode in (Mode.PREDICTIVE, Mode.RECOMMEND)
+    capacity = _capacity(spec)
+
+    problem: tuple[Reason, str] | None = None
+    floor: int | None = None
+    prediction: _Prediction | None = None
+    if capacity is None:
+        problem = Reason.CAPACITY_UNKNOWN, f"capacity per replica is {spec.capacity_per_replica}"
+    else:
+        problem = _demand_problem(obs, now, config)
+        if problem is None:
+            assert obs.demand is not None
+            floor = replicas_for(obs.demand, capacity)
+        if predictive:
+            forecast_problem = _forecast_problem(obs, now, config)
+            if forecast_problem is None:
+                predicted = _predict(spec, obs, capacity, now, config, node_provisioning_s)
+                if isinstance(predicted, _Prediction):
+                    prediction = predicted
+                else:
+                    forecast_problem = predicted
+            problem = problem or forecast_problem
+
+    if problem is not None:
+        # Hold: never below the current replicas; valid signals may still ask for more.
+        signals = [n for n in (floor, prediction.replicas if prediction else None) if n is not None]
+        recommendation = max([current, *signals])
+        value, reason, message = recommendation, problem[0], f"holding: {problem[1]}"
+        if recommendation > current:
+            message += f"; valid data asks for {recommendation}"
+    else:
+        assert capacity is not None  # a missing capacity is a problem
+        recommendation, reason, message = _recommend(spec, obs, floor, prediction, capacity)
+        value, stab_reason = stabilize(
+            current, recommendation, memory, now, spec.scale_up, spec.scale_down
+        )
+        if stab_reason is not None:
+            reason = stab_reason
+            message += f"; stabilised at {value} (window of recommendations)"
+
+    limited: Reason | None = None
+    value, rate_reason = rate_limit(current, value, memory, now, spec.scale_up, spec.scale_down)
+    if rate_reason is not None:
+        limited = reason = rate_reason
+        message += f"; rate limit allows {value} from {current}"
+    if value > spec.max_replicas:
+        value, limited = spec.max_replicas, Reason.TOO_MANY_REPLICAS
+        reason = limited
+        message += f"; capped at the maximum {value}"
+    elif value < spec.min_replicas:
+        value, limited = spec.min_replicas, Reason.TOO_FEW_REPLICAS
+        reason = limited
+        message += f"; raised to the minimum {value}"
+
+    applied = spec.mode is not Mode.RECOMMEND
+    new_memory = remember(
+        memory,
+        now,
+        None if problem is not None else recommendation,
+        value - current if applied else 0,
+        spec.scale_up,
+        spec.scale_down,
+    )
+    return ServiceDecision(
+        name=spec.name,
+        replicas=value,
+        reason=reason,
+        message=message,
+        apply=applied,
+        recommendation=recommendation,
+        lead_time_s=prediction.lead_time_s if prediction else spec.cold_start_s,
+        forecast_value=prediction.q_value if prediction else None,
+        forecast_p50=prediction.p50 if prediction else None,
+        degraded=problem[0] if problem else None,
+        limited=limited,
+        memory=new_memory,
+    )
+
+
+def _recommend(
+    spec: ServiceSpec,
+    obs: ServiceObservation,
+    floor: int | None,
+    prediction: _Prediction | None,
+    capacity: float,
+) -> tuple[int, Reason, str]:
+    """Unstabilised desired replicas from valid data, with the rule that set them."""
+    assert floor is not None and obs.demand is not None
+    observed = f"observed {obs.demand:.4g}/s needs {floor} at {capacity:.4g}/s per replica"
+    if prediction is None:  # reactive mode
+        reason = Reason.IDLE if floor == 0 else Reason.OBSERVED_DEMAND
+        return floor, reason, observed
+    q = f"Q{spec.attainment:g}"
+    window = (
+        f"forecast {q} {prediction.q_value:.4g}/s over [{prediction.lead_time_s:.0f}s, "
+        f"+tick] needs {prediction.window_need}"
+    )
+    if prediction.note:
+        window += f" ({prediction.note})"
+    if floor > prediction.replicas:
+        return floor, Reason.OBSERVED_DEMAND, f"{observed}; above the {window}"
+    value = prediction.replicas
+    if value == 0:
+        return 0, Reason.IDLE, f"{window}; {observed}"
+    if value > prediction.window_need:
+        return (
+            value,
+            Reason.DEMAND_BEFORE_LEAD_TIME,
+            (
+                f"keeping {value}: the forecast needs them before a restarted replica would be "
+                f"ready ({prediction.lead_time_s:.0f}s); {window}"
+            ),
+        )
+    if obs.current_replicas == 0 and floor == 0:
+        return value, Reason.PREDICTIVE_WAKE_UP, f"waking up: {window}; {observed}"
+    return value, Reason.FORECAST_PEAK, f"{window}; {observed}"
+
+
+def replicas_needed_within(
+    spec: ServiceSpec,
+    obs: ServiceObservation,
+    now: float,
+    horizon_s: float,
+    config: PlannerConfig = PlannerConfig(),  # noqa: B008 - frozen, shared safely
+) -> int | None:
+    """Peak replicas the service needs over [now, now + horizon_s]: the forecast's Q_a (within
+    its horizon) and the observed demand. None when neither is usable (reactive mode uses only
+    the observed demand). Used to reserve GPUs ahead (training shrink, node headroom)."""
+    capacity = _capacity(spec)
+    if capacity is None:
+        return None
+    needs: list[int] = []
+    if _demand_problem(obs, now, config) is None:
+        assert obs.demand is not None
+        needs.append(replicas_for(obs.demand, capacity))
+    if spec.mode is not Mode.REACTIVE and _forecast_problem(obs, now, config) is None:
+        fc = obs.forecast
+        assert fc is not None and obs.forecast_origin is not None
+        age = now - obs.forecast_origin
+        window = _window(fc, age, age + horizon_s)
+        if window is not None:
+            q_values, _ = quantile_values(fc, spec.attainment)
+            needs.append(replicas_for(_peak(q_values, window), capacity))
+    return max(needs) if needs else None

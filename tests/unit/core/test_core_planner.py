@@ -1,0 +1,532 @@
+"""Table-driven cases for plan_service: one rule per case, values worked by hand.
+
+Defaults (core_cases): capacity 10/s per replica, cold start 120 s, tick 30 s, forecast step
+60 s, so the lead-time window [120 s, 150 s] is forecast row 2 and "before the lead time" is
+rows 0..2; the 0.99 quantile of a row is the number given, the median 0.8x of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from core_cases import NOW, flat, forecast, obs, spec
+
+from aiscaler.core.planner import plan_service, quantile_values, replicas_for
+from aiscaler.core.types import (
+    Forecast,
+    Mode,
+    PlannerConfig,
+    Reason,
+    ScaleMemory,
+    ScalingRules,
+    ServiceObservation,
+    ServiceSpec,
+)
+
+LOW = [10.0] * 20  # 1 replica everywhere
+
+
+def rows(*points: tuple[int, float], base: float = 10.0, steps: int = 20) -> list[float]:
+    """A per-step 0.99 series of `base` with the given (row, value) points."""
+    series = [base] * steps
+    for row, value in points:
+        series[row] = value
+    return series
+
+
+@dataclass
+class Case:
+    id: str
+    spec: ServiceSpec
+    obs: ServiceObservation
+    replicas: int
+    reason: Reason
+    degraded: Reason | None = None
+    limited: Reason | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+    node_provisioning_s: float = 0.0
+
+
+CASES = [
+    # -- what the value is computed from
+    Case(
+        "forecast peak in the lead-time window",
+        spec(),
+        obs(3, 20.0, forecast(rows((2, 55.0)))),
+        6,
+        Reason.FORECAST_PEAK,
+    ),
+    Case(
+        "a peak after the window is not planned for yet",
+        spec(),
+        obs(3, 20.0, forecast(rows((4, 95.0)))),
+        2,
+        Reason.OBSERVED_DEMAND,
+    ),
+    Case(
+        "reactive floor above the forecast",
+        spec(),
+        obs(5, 45.0, forecast(LOW)),
+        5,
+        Reason.OBSERVED_DEMAND,
+    ),
+    Case(
+        "keep replicas needed before a restart could be ready",
+        spec(),
+        obs(4, 10.0, forecast(rows((0, 50.0), (1, 50.0)))),
+        4,
+        Reason.DEMAND_BEFORE_LEAD_TIME,
+    ),
+    Case(
+        "keep never adds replicas (only the window can)",
+        spec(),
+        obs(2, 10.0, forecast(rows((0, 50.0)))),
+        2,
+        Reason.DEMAND_BEFORE_LEAD_TIME,
+    ),
+    Case(
+        "scale down when the forecast stays low through the window",
+        spec(),
+        obs(6, 10.0, forecast(LOW)),
+        1,
+        Reason.FORECAST_PEAK,
+    ),
+    Case(
+        "predictive wake-up from zero",
+        spec(min_replicas=0),
+        obs(0, 0.0, forecast(rows((2, 30.0), base=0.0))),
+        3,
+        Reason.PREDICTIVE_WAKE_UP,
+    ),
+    Case(
+        "scale to zero when nothing is observed or forecast",
+        spec(min_replicas=0),
+        obs(2, 0.0, flat(0.0)),
+        0,
+        Reason.IDLE,
+    ),
+    Case(
+        "observed demand wakes a service at zero",
+        spec(min_replicas=0),
+        obs(0, 15.0, flat(0.0)),
+        2,
+        Reason.OBSERVED_DEMAND,
+    ),
+    Case(
+        "exact multiples do not round up", spec(), obs(3, 30.0, flat(30.0)), 3, Reason.FORECAST_PEAK
+    ),
+    # -- min / max / rate limits
+    Case(
+        "idle raised to the minimum",
+        spec(min_replicas=1),
+        obs(2, 0.0, flat(0.0)),
+        1,
+        Reason.TOO_FEW_REPLICAS,
+        limited=Reason.TOO_FEW_REPLICAS,
+    ),
+    Case(
+        "capped at the maximum",
+        spec(max_replicas=20),
+        obs(20, 10.0, flat(500.0)),
+        20,
+        Reason.TOO_MANY_REPLICAS,
+        limited=Reason.TOO_MANY_REPLICAS,
+    ),
+    Case(
+        "current above the maximum comes down to it",
+        spec(max_replicas=4),
+        obs(9, 90.0, flat(90.0)),
+        4,
+        Reason.TOO_MANY_REPLICAS,
+        limited=Reason.TOO_MANY_REPLICAS,
+    ),
+    Case(
+        "scale-up rate limit: max(4 pods, 100%) from 2 -> 6",
+        spec(),
+        obs(2, 10.0, flat(200.0)),
+        6,
+        Reason.SCALE_UP_LIMIT,
+        limited=Reason.SCALE_UP_LIMIT,
+    ),
+    Case(
+        "scale-up rate limit: 100% of 5 -> 10",
+        spec(),
+        obs(5, 10.0, flat(200.0)),
+        10,
+        Reason.SCALE_UP_LIMIT,
+        limited=Reason.SCALE_UP_LIMIT,
+    ),
+    Case(
+        "percent-only policy still wakes from zero, one replica",
+        spec(min_replicas=0, scale_up=ScalingRules(0.0, None, 100.0, 15.0)),
+        obs(0, 0.0, forecast(rows((2, 30.0), base=0.0))),
+        1,
+        Reason.SCALE_UP_LIMIT,
+        limited=Reason.SCALE_UP_LIMIT,
+    ),
+    Case(
+        "scale-down rate limit: 1 pod per period",
+        spec(scale_down=ScalingRules(0.0, 1, 0.0, 15.0)),
+        obs(6, 10.0, flat(10.0)),
+        5,
+        Reason.SCALE_DOWN_LIMIT,
+        limited=Reason.SCALE_DOWN_LIMIT,
+    ),
+    Case(
+        "scale-down rate limit: 50% of 6 -> 3",
+        spec(scale_down=ScalingRules(0.0, None, 50.0, 15.0)),
+        obs(6, 10.0, flat(10.0)),
+        3,
+        Reason.SCALE_DOWN_LIMIT,
+        limited=Reason.SCALE_DOWN_LIMIT,
+    ),
+    # -- data problems: hold, never scale down
+    Case(
+        "metrics missing: hold",
+        spec(),
+        obs(5, None, flat(10.0), demand_error="Unreachable"),
+        5,
+        Reason.METRICS_MISSING,
+        degraded=Reason.METRICS_MISSING,
+    ),
+    Case(
+        "metrics NaN: hold",
+        spec(),
+        obs(5, math.nan, flat(10.0)),
+        5,
+        Reason.METRICS_INVALID,
+        degraded=Reason.METRICS_INVALID,
+    ),
+    Case(
+        "metrics +Inf: hold",
+        spec(),
+        obs(5, math.inf, flat(10.0)),
+        5,
+        Reason.METRICS_INVALID,
+        degraded=Reason.METRICS_INVALID,
+    ),
+    Case(
+        "metrics negative: hold",
+        spec(),
+        obs(5, -1.0, flat(10.0)),
+        5,
+        Reason.METRICS_INVALID,
+        degraded=Reason.METRICS_INVALID,
+    ),
+    Case(
+        "metrics stale: hold",
+        spec(),
+        obs(5, 10.0, flat(10.0), demand_time=NOW - 121),
+        5,
+        Reason.METRICS_STALE,
+        degraded=Reason.METRICS_STALE,
+    ),
+    Case(
+        "metrics at the age limit are fresh",
+        spec(),
+        obs(5, 10.0, flat(10.0), demand_time=NOW - 120),
+        1,
+        Reason.FORECAST_PEAK,
+    ),
+    Case(
+        "metrics missing, a valid forecast may still scale up",
+        spec(),
+        obs(2, None, flat(60.0)),
+        6,
+        Reason.METRICS_MISSING,
+        degraded=Reason.METRICS_MISSING,
+    ),
+    Case(
+        "forecast missing: hold",
+        spec(),
+        obs(5, 10.0, None),
+        5,
+        Reason.FORECAST_MISSING,
+        degraded=Reason.FORECAST_MISSING,
+    ),
+    Case(
+        "forecast missing, observed demand may still scale up",
+        spec(),
+        obs(5, 80.0, None),
+        8,
+        Reason.FORECAST_MISSING,
+        degraded=Reason.FORECAST_MISSING,
+    ),
+    Case(
+        "forecast stale: hold",
+        spec(),
+        obs(5, 10.0, flat(10.0), forecast_origin=NOW - 301),
+        5,
+        Reason.FORECAST_STALE,
+        degraded=Reason.FORECAST_STALE,
+    ),
+    Case(
+        "forecast NaN: hold",
+        spec(),
+        obs(5, 10.0, forecast(rows((7, math.nan)))),
+        5,
+        Reason.FORECAST_INVALID,
+        degraded=Reason.FORECAST_INVALID,
+    ),
+    Case(
+        "forecast +Inf: hold",
+        spec(),
+        obs(5, 10.0, forecast(rows((0, math.inf)))),
+        5,
+        Reason.FORECAST_INVALID,
+        degraded=Reason.FORECAST_INVALID,
+    ),
+    Case(
+        "forecast horizon shorter than the lead time: hold",
+        spec(),
+        obs(5, 10.0, forecast([10.0, 10.0])),
+        5,
+        Reason.FORECAST_INVALID,
+        degraded=Reason.FORECAST_INVALID,
+    ),
+    Case(
+        "capacity unknown: hold",
+        spec(capacity_per_replica=None),
+        obs(5, 10.0, flat(10.0)),
+        5,
+        Reason.CAPACITY_UNKNOWN,
+        degraded=Reason.CAPACITY_UNKNOWN,
+    ),
+    Case(
+        "capacity zero: hold",
+        spec(capacity_per_replica=0.0),
+        obs(5, 10.0, flat(10.0)),
+        5,
+        Reason.CAPACITY_UNKNOWN,
+        degraded=Reason.CAPACITY_UNKNOWN,
+    ),
+    Case(
+        "holding still respects the minimum",
+        spec(min_replicas=3),
+        obs(1, None, flat(10.0)),
+        3,
+        Reason.TOO_FEW_REPLICAS,
+        degraded=Reason.METRICS_MISSING,
+        limited=Reason.TOO_FEW_REPLICAS,
+    ),
+    Case(
+        "holding still respects a lowered maximum",
+        spec(max_replicas=3),
+        obs(5, None, flat(10.0)),
+        3,
+        Reason.TOO_MANY_REPLICAS,
+        degraded=Reason.METRICS_MISSING,
+        limited=Reason.TOO_MANY_REPLICAS,
+    ),
+    # -- modes
+    Case(
+        "reactive mode uses observed demand only",
+        spec(mode=Mode.REACTIVE),
+        obs(2, 35.0, flat(500.0)),
+        4,
+        Reason.OBSERVED_DEMAND,
+    ),
+    Case(
+        "reactive mode does not need a forecast",
+        spec(mode=Mode.REACTIVE),
+        obs(6, 35.0, None),
+        4,
+        Reason.OBSERVED_DEMAND,
+    ),
+    Case(
+        "reactive mode scales to zero on no demand",
+        spec(mode=Mode.REACTIVE, min_replicas=0),
+        obs(2, 0.0, None),
+        0,
+        Reason.IDLE,
+    ),
+    Case(
+        "recommend mode decides as predictive",
+        spec(mode=Mode.RECOMMEND),
+        obs(3, 20.0, forecast(rows((2, 55.0)))),
+        6,
+        Reason.FORECAST_PEAK,
+    ),
+    # -- lead time: node provisioning when the new replicas do not fit on free GPUs
+    Case(
+        "no free GPU: the window reaches cold start + provisioning",
+        spec(),
+        obs(4, 10.0, forecast(rows((2, 60.0), (7, 80.0))), free_gpus=0),
+        8,
+        Reason.FORECAST_PEAK,
+        node_provisioning_s=300.0,
+        extra={"lead_time_s": 420.0},
+    ),
+    Case(
+        "free GPUs: cold start only",
+        spec(),
+        obs(4, 10.0, forecast(rows((2, 60.0), (7, 80.0))), free_gpus=2),
+        6,
+        Reason.FORECAST_PEAK,
+        node_provisioning_s=300.0,
+        extra={"lead_time_s": 120.0},
+    ),
+    Case(
+        "free GPUs counted per replica size",
+        spec(gpus_per_replica=2),
+        obs(4, 10.0, forecast(rows((2, 60.0), (7, 80.0))), free_gpus=2),
+        8,
+        Reason.FORECAST_PEAK,
+        node_provisioning_s=300.0,
+        extra={"lead_time_s": 420.0},
+    ),
+    # -- forecast alignment and quantiles
+    Case(
+        "an older forecast origin shifts the window by its age",
+        spec(),
+        obs(4, 10.0, forecast(rows((3, 70.0))), forecast_origin=NOW - 60),
+        7,
+        Reason.FORECAST_PEAK,
+    ),
+    Case(
+        "... and a fresh origin does not reach that row yet",
+        spec(),
+        obs(4, 10.0, forecast(rows((3, 70.0)))),
+        1,
+        Reason.FORECAST_PEAK,
+    ),
+    Case(
+        "attainment between forecast quantiles is interpolated",
+        spec(attainment=0.95),
+        obs(10, 10.0, forecast(rows((2, 100.0)))),
+        10,
+        Reason.FORECAST_PEAK,
+        extra={"forecast_value": 100.0 * (0.9 + 0.1 * 0.05 / 0.09)},
+    ),
+    Case(
+        "attainment above the forecast's quantiles uses the highest",
+        spec(attainment=0.999),
+        obs(3, 10.0, forecast(rows((2, 55.0)))),
+        6,
+        Reason.FORECAST_PEAK,
+        extra={"forecast_value": 55.0},
+    ),
+    Case(
+        "status reports Q_a and the median over the window",
+        spec(),
+        obs(3, 10.0, forecast(rows((2, 55.0)))),
+        6,
+        Reason.FORECAST_PEAK,
+        extra={"forecast_value": 55.0, "forecast_p50": 44.0, "recommendation": 6},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_plan_service(case: Case) -> None:
+    d = plan_service(
+        case.spec, case.obs, ScaleMemory(), NOW, node_provisioning_s=case.node_provisioning_s
+    )
+    assert (d.replicas, d.reason) == (case.replicas, case.reason), d.message
+    assert d.degraded == case.degraded
+    assert d.limited == case.limited
+    assert d.apply == (case.spec.mode is not Mode.RECOMMEND)
+    assert d.message
+    for name, value in case.extra.items():
+        assert getattr(d, name) == pytest.approx(value), name
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        Forecast(60.0, (0.9, 0.5), np.ones((5, 2)), "t"),  # quantiles out of order
+        Forecast(60.0, (0.5, 1.0), np.ones((5, 2)), "t"),  # quantile 1 is no quantile
+        Forecast(0.0, (0.5,), np.ones((5, 1)), "t"),  # no step
+        Forecast(60.0, (0.5, 0.9), np.ones((5, 3)), "t"),  # shape does not match
+        Forecast(60.0, (0.5,), np.ones((0, 1)), "t"),  # no rows
+    ],
+)
+def test_malformed_forecast_holds(malformed: Forecast) -> None:
+    d = plan_service(spec(), obs(5, 10.0, malformed), ScaleMemory(), NOW)
+    assert (d.replicas, d.reason) == (5, Reason.FORECAST_INVALID)
+
+
+def test_recommend_mode_remembers_no_scale_event() -> None:
+    o = obs(3, 20.0, forecast(rows((2, 55.0))))
+    applied = plan_service(spec(), o, ScaleMemory(), NOW)
+    recommended = plan_service(spec(mode=Mode.RECOMMEND), o, ScaleMemory(), NOW)
+    assert [e.change for e in applied.memory.events] == [3]
+    assert recommended.memory.events == ()
+    assert recommended.memory.recommendations == applied.memory.recommendations
+
+
+def test_holding_records_no_recommendation() -> None:
+    """A held tick must not later stabilise scale-downs on a value no data supported."""
+    d = plan_service(spec(), obs(5, None, flat(10.0)), ScaleMemory(), NOW)
+    assert d.memory.recommendations == ()
+
+
+def test_scale_down_is_stabilised_over_the_window() -> None:
+    """Demand drops: replicas follow only after the 300 s scale-down window (HPA default)."""
+    s = spec()
+    memory = ScaleMemory()
+    decided = []
+    current = 8
+    for t in range(0, 420, 30):
+        demand = 80.0 if t == 0 else 10.0
+        d = plan_service(s, obs(current, demand, flat(demand), now=NOW + t), memory, NOW + t)
+        memory, current = d.memory, d.replicas
+        decided.append((t, d.replicas, d.reason))
+    assert decided[0][1] == 8
+    assert all(
+        r == 8 and reason == Reason.SCALE_DOWN_STABILIZED for t, r, reason in decided if 0 < t < 300
+    )
+    assert [r for t, r, _ in decided if t >= 300] == [1] * len(
+        [t for t, _, _ in decided if t >= 300]
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "observation", "message"),
+    [
+        ({"min_replicas": 3, "max_replicas": 2}, obs(1, 1.0, None), "min_replicas"),
+        ({"max_replicas": 0, "min_replicas": 0}, obs(1, 1.0, None), "max_replicas >= 1"),
+        ({"gpus_per_replica": 0}, obs(1, 1.0, None), "gpus_per_replica"),
+        ({"attainment": 1.0}, obs(1, 1.0, None), "attainment"),
+        ({"cold_start_s": -1.0}, obs(1, 1.0, None), "cold_start_s"),
+        ({"scale_up": ScalingRules(0.0, 4, 100.0, 0.0)}, obs(1, 1.0, None), "scale_up"),
+        ({"scale_down": ScalingRules(0.0, -1, 100.0, 15.0)}, obs(1, 1.0, None), "scale_down"),
+        ({}, obs(-1, 1.0, None), "current_replicas"),
+    ],
+)
+def test_invalid_input_is_a_clear_error(
+    changes: dict[str, object], observation: ServiceObservation, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        plan_service(spec(**changes), observation, ScaleMemory(), NOW)
+
+
+def test_invalid_tick_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="tick_s"):
+        plan_service(spec(), obs(1, 1.0, None), ScaleMemory(), NOW, PlannerConfig(tick_s=0))
+
+
+@pytest.mark.parametrize(
+    ("demand", "capacity", "replicas"),
+    [
+        (0.0, 10.0, 0),
+        (1e-12, 10.0, 0),
+        (10.0, 10.0, 1),
+        (10.000001, 10.0, 2),
+        (95.0, 10.0, 10),
+        (0.3 * 3, 0.3, 3),
+    ],
+)
+def test_replicas_for(demand: float, capacity: float, replicas: int) -> None:
+    assert replicas_for(demand, capacity) == replicas
+
+
+def test_quantile_values_interpolates_between_forecast_quantiles() -> None:
+    fc = Forecast(step_s=60.0, quantiles=(0.5, 0.9), values=np.array([[10.0, 30.0]]), source="t")
+    assert quantile_values(fc, 0.7)[0][0] == pytest.approx(20.0)
+    assert quantile_values(fc, 0.9)[0][0] == 30.0
+    low, note = quantile_values(fc, 0.1)
+    assert low[0] == 10.0 and "outside" in note
