@@ -1,0 +1,463 @@
+"""The demand model: a small quantile MLP, its self-describing checkpoint, a batched predictor.
+
+Inputs, per series, at a forecast origin (the last observed point):
+- the recent context: the last `context_steps` points;
+- the seasonal window: the points one season (a day) earlier, from `season_before_steps` before
+  the origin to `horizon` after it, i.e. what happened "yesterday" around the times forecast.
+Both are divided by the series' own scale (mean absolute value of the observed recent context),
+clipped, passed through log1p, and sent with a 0/1 mask per point, so missing points (NaN,
+a history shorter than a season) are explicit. The network outputs, per horizon, a median and
+positive gaps to the other quantiles, so quantiles never cross; outputs are multiplied back by
+the scale. Everything is step-relative (the season in steps is season_s / step_s), so one model
+serves series of any scale and of the steps it was trained on.
+
+torch is imported here only: importing `aiscaler.forecast` does not load it.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from aiscaler.core.types import Forecast
+from aiscaler.forecast.base import Forecaster
+from aiscaler.forecast.baselines import (
+    HoltWintersForecaster,
+    SeasonalNaiveForecaster,
+    check_request,
+    forward_fill,
+    row_quantiles,
+    season_steps,
+    seasonal_naive_points,
+    stack_histories,
+)
+
+FloatArray = npt.NDArray[np.float64]
+
+CHECKPOINT_FORMAT = "aiscaler-forecast-checkpoint"
+CHECKPOINT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+# How inputs are normalised; a checkpoint trained with another normalisation is incompatible.
+NORMALISATION = {
+    "scale": "mean absolute value of the observed recent context (else of the seasonal window)",
+    "inputs": "log1p(clip(x / scale, 0, input_clip)), NaN -> 0 with a 0/1 mask per point",
+    "outputs": "quantiles of y / scale",
+}
+
+
+ZERO_NOTE = "no demand in the model's input window: forecast 0"
+MIN_CALIBRATION_POINTS = 20
+CALIBRATION_LIMITS = (0.5, 4.0)
+# Seasonal naive replaces the model on a series only when the model's recent error is clearly
+# larger: a few dozen targets are a noisy comparison.
+SHADOW_MARGIN = 1.1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder that is missing or that this code cannot use."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network and its inputs (written to config.json)."""
+
+    step_s: float = 60.0  # the step the operator should query history at
+    context_steps: int = 120
+    season_s: float = 86_400.0
+    season_before_steps: int = 30
+    horizon: int = 30
+    quantiles: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+    hidden: int = 256
+    blocks: int = 4
+    input_clip: float = 50.0
+    min_history_steps: int = 16  # observed points in the recent context; fewer -> fallback
+    calibration_origins: int = 16  # past origins per series for interval calibration; 0 = off
+    training: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def n_inputs(self) -> int:
+        return 2 * (self.context_steps + self.season_before_steps + self.horizon)
+
+    @property
+    def median_index(self) -> int:
+        return self.quantiles.index(0.5)
+
+    def validate(self) -> None:
+        q = self.quantiles
+        if 0.5 not in q or list(q) != sorted(set(q)) or not all(0 < x < 1 for x in q):
+            raise CheckpointError(f"quantiles must be increasing in (0, 1) and contain 0.5: {q}")
+        for name in ("context_steps", "horizon", "hidden", "blocks", "min_history_steps"):
+            if getattr(self, name) < 1:
+                raise CheckpointError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.calibration_origins < 0:
+            raise CheckpointError("calibration_origins must not be negative")
+        if self.season_before_steps < 0 or self.step_s <= 0 or self.season_s <= 0:
+            raise CheckpointError("season_before_steps, step_s and season_s must be positive")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["quantiles"] = list(self.quantiles)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_VERSION,
+            "normalisation": NORMALISATION,
+            **d,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], where: str) -> ModelConfig:
+        if d.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{where}: not an aiscaler forecast checkpoint config")
+        if d.get("format_version") != CHECKPOINT_VERSION:
+            raise CheckpointError(
+                f"{where}: checkpoint format version {d.get('format_version')!r}; this aiscaler "
+                f"reads version {CHECKPOINT_VERSION} (retrain with `aiscaler train`)"
+            )
+        if d.get("normalisation") != NORMALISATION:
+            raise CheckpointError(f"{where}: checkpoint uses a normalisation this code lacks")
+        names = {f for f in cls.__dataclass_fields__}
+        missing = sorted(names - set(d) - {"training"})
+        if missing:
+            raise CheckpointError(f"{where}: config lacks {missing}")
+        try:
+            cfg = cls(
+                step_s=float(d["step_s"]),
+                context_steps=int(d["context_steps"]),
+                season_s=float(d["season_s"]),
+                season_before_steps=int(d["season_before_steps"]),
+                horizon=int(d["horizon"]),
+                quantiles=tuple(float(q) for q in d["quantiles"]),
+                hidden=int(d["hidden"]),
+                blocks=int(d["blocks"]),
+                input_clip=float(d["input_clip"]),
+                min_history_steps=int(d["min_history_steps"]),
+                calibration_origins=int(d["calibration_origins"]),
+                training=dict(d.get("training", {})),
+            )
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{where}: malformed config value: {e}") from e
+        cfg.validate()
+        return cfg
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+def input_lags(cfg: ModelConfig, step_s: float) -> tuple[npt.NDArray[np.int64], ...]:
+    """Lags (steps before the origin) of the recent context and of the seasonal window.
+
+    The seasonal window is left out (empty) when the season is not longer than the horizon:
+    "yesterday" would then overlap the future.
+    """
+    recent = np.arange(cfg.context_steps - 1, -1, -1, dtype=np.int64)
+    m = season_steps(cfg.season_s, step_s)
+    ahead = np.arange(-cfg.season_before_steps + 1, cfg.horizon + 1, dtype=np.int64)
+    seasonal = m - ahead if m > cfg.horizon else np.array([], dtype=np.int64)
+    return recent, seasonal
+
+
+def gather_lags(
+    y: FloatArray,
+    rows: npt.NDArray[np.int64],
+    origins: npt.NDArray[np.int64],
+    lags: npt.NDArray[np.int64],
+) -> FloatArray:
+    """y[rows[i], origins[i] - lags[k]] as (n, K); NaN before the start of the series."""
+    idx = origins[:, None] - lags[None, :]
+    out = y[rows[:, None], np.maximum(idx, 0)]
+    return np.where(idx >= 0, out, np.nan)
+
+
+def make_inputs(
+    recent: FloatArray, seasonal: FloatArray, cfg: ModelConfig
+) -> tuple[npt.NDArray[np.float32], FloatArray, npt.NDArray[np.int64]]:
+    """Network inputs (n, n_inputs), each series' scale (0: nothing non-zero seen) and the
+    number of observed recent points."""
+    n = recent.shape[0]
+    if seasonal.shape[1] == 0:  # no seasonal window at this step: all of it missing
+        seasonal = np.full((n, cfg.season_before_steps + cfg.horizon), np.nan)
+    observed = np.sum(~np.isnan(recent), axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)  # mean of an all-NaN row
+        scale = np.nanmean(np.abs(recent), axis=1)
+        scale = np.where(
+            np.isnan(scale) | (scale == 0), np.nanmean(np.abs(seasonal), axis=1), scale
+        )
+    scale = np.where(np.isnan(scale), 0.0, scale)
+    divisor = np.where(scale > 0, scale, 1.0)[:, None]
+    parts = []
+    for block in (recent, seasonal):
+        mask = ~np.isnan(block)
+        z = np.log1p(np.clip(np.where(mask, block, 0.0) / divisor, 0.0, cfg.input_clip))
+        parts += [z, mask.astype(np.float64)]
+    x = np.concatenate(parts, axis=1).astype(np.float32)
+    return x, scale, observed.astype(np.int64)
+
+
+# --- network ------------------------------------------------------------------------------
+
+
+class QuantileMLP(nn.Module):
+    """MLP with residual blocks; returns non-crossing normalised quantiles (n, horizon, Q)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.horizon = cfg.horizon
+        self.n_quantiles = len(cfg.quantiles)
+        self.median = cfg.median_index
+        self.inp = nn.Linear(cfg.n_inputs, cfg.hidden)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, cfg.hidden), nn.GELU())
+            for _ in range(cfg.blocks)
+        )
+        self.out = nn.Linear(cfg.hidden, cfg.horizon * self.n_quantiles)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h)
+        raw = self.out(h).view(-1, self.horizon, self.n_quantiles)
+        m = self.median
+        median = raw[:, :, m : m + 1]
+        gaps = nn.functional.softplus(raw)
+        above = median + torch.cumsum(gaps[:, :, m + 1 :], dim=2)
+        below = median - torch.flip(torch.cumsum(torch.flip(gaps[:, :, :m], [2]), dim=2), [2])
+        return torch.cat([below, median, above], dim=2)
+
+
+def pinball_loss(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
+    """Mean pinball (quantile) loss; pred (n, H, Q), target (n, H), quantiles (Q,)."""
+    diff = target[:, :, None] - pred
+    return torch.mean(torch.maximum(quantiles * diff, (quantiles - 1) * diff))
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+# --- checkpoint ---------------------------------------------------------------------------
+
+
+def save_checkpoint(path: str | Path, cfg: ModelConfig, net: QuantileMLP) -> None:
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in net.state_dict().items()
+    }
+    save_file(state, str(folder / WEIGHTS_FILE))
+    (folder / CONFIG_FILE).write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
+
+
+def load_checkpoint(path: str | Path) -> tuple[ModelConfig, QuantileMLP]:
+    """Read a checkpoint folder; CheckpointError says what is missing or incompatible."""
+    folder = Path(path)
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not folder.is_dir():
+        raise CheckpointError(f"no model checkpoint folder at {folder}")
+    for p in (config_path, weights_path):
+        if not p.is_file():
+            raise CheckpointError(f"checkpoint {folder} lacks {p.name}")
+    try:
+        raw = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{config_path}: not readable JSON: {e}") from e
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{config_path}: expected a JSON object")
+    cfg = ModelConfig.from_json(raw, str(config_path))
+    net = QuantileMLP(cfg)
+    try:
+        state = load_file(str(weights_path))
+    except Exception as e:  # safetensors raises its own error types for a corrupt file
+        raise CheckpointError(f"{weights_path}: not a readable safetensors file: {e}") from e
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        diff = sorted(set(expected.items()) ^ set(found.items()))
+        raise CheckpointError(
+            f"{weights_path}: weights do not match the network described by {CONFIG_FILE} "
+            f"(differing tensors and shapes: {diff[:6]})"
+        )
+    net.load_state_dict(state)
+    net.eval()
+    return cfg, net
+
+
+# --- predictor ----------------------------------------------------------------------------
+
+
+class ModelForecaster:
+    """Batched CPU predictor: load once, then one network call per `forecast`.
+
+    Falls back to Holt-Winters, saying so in each Forecast's note, for series with fewer than
+    `min_history_steps` observed points in the recent context, and for the whole call when the
+    horizon asked for is longer than the model's or a quantile lies outside its trained range.
+    Each series' intervals are calibrated on its own recent past, and a series on which seasonal
+    naive did better than the model over that past gets seasonal naive (see `_recent_record`).
+    """
+
+    name = "model"
+
+    def __init__(self, cfg: ModelConfig, net: QuantileMLP, fallback: Forecaster | None = None):
+        self.cfg = cfg
+        self.net = net.eval()
+        self.fallback: Forecaster = fallback or HoltWintersForecaster(season_s=cfg.season_s)
+        self.shadow = SeasonalNaiveForecaster(season_s=cfg.season_s)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelForecaster:
+        cfg, net = load_checkpoint(path)
+        return cls(cfg, net)
+
+    def forecast(
+        self,
+        histories: Sequence[npt.NDArray[np.float64]],
+        step_s: float,
+        horizon: int,
+        quantiles: Sequence[float],
+    ) -> list[Forecast]:
+        check_request(histories, step_s, horizon, quantiles)
+        cfg = self.cfg
+        lo, hi = cfg.quantiles[0], cfg.quantiles[-1]
+        if not histories:
+            return []
+        # Requests the network cannot answer go to the fallback as a whole, saying why.
+        why = ""
+        if horizon > cfg.horizon:
+            why = f"horizon {horizon} > the model's {cfg.horizon} steps"
+        elif quantiles[0] < lo or quantiles[-1] > hi:
+            why = f"quantiles {list(quantiles)} outside the model's [{lo}, {hi}]"
+        if why:
+            fallback = self.fallback.forecast(histories, step_s, horizon, quantiles)
+            return [_with_note(f, f"{why}: used {self.fallback.name}") for f in fallback]
+
+        y = stack_histories(histories)
+        n = y.shape[0]
+        out, use_net, scale, observed = self._network(
+            y, np.arange(n, dtype=np.int64), np.full(n, y.shape[1] - 1, dtype=np.int64), step_s
+        )
+        short = observed < cfg.min_history_steps
+        beaten = np.zeros(n, dtype=np.bool_)
+        values = np.zeros((n, horizon, len(quantiles)))
+        if use_net.any():
+            out = out[use_net, :horizon, :]
+            median = out[:, :, cfg.median_index : cfg.median_index + 1]
+            factor, beaten[use_net] = self._recent_record(y[use_net], step_s, horizon)
+            out = (median + factor[:, None, None] * (out - median)) * scale[use_net, None, None]
+            values[use_net] = interpolate_quantiles(out, cfg.quantiles, quantiles)
+        values = np.sort(np.maximum(values, 0.0), axis=2)
+        qs = tuple(float(q) for q in quantiles)
+        result = [
+            Forecast(step_s, qs, values[i], self.name, "" if use_net[i] else ZERO_NOTE)
+            for i in range(n)
+        ]
+        if short.any():
+            idx = [int(i) for i in np.flatnonzero(short)]
+            fb = self.fallback.forecast([histories[i] for i in idx], step_s, horizon, quantiles)
+            for i, f in zip(idx, fb, strict=True):
+                note = (
+                    f"{observed[i]} observed points in the last {cfg.context_steps} steps, "
+                    f"below the model's minimum of {cfg.min_history_steps}: used {f.source}"
+                )
+                result[i] = _with_note(f, note)
+        if beaten.any():
+            idx = [int(i) for i in np.flatnonzero(beaten)]
+            fb = self.shadow.forecast([histories[i] for i in idx], step_s, horizon, quantiles)
+            note = f"the model's recent error on this series was above {self.shadow.name}'s"
+            for i, f in zip(idx, fb, strict=True):
+                result[i] = _with_note(f, f"{note}: used {f.source}")
+        return result
+
+    def _network(
+        self,
+        y: FloatArray,
+        rows: npt.NDArray[np.int64],
+        origins: npt.NDArray[np.int64],
+        step_s: float,
+    ) -> tuple[FloatArray, npt.NDArray[np.bool_], FloatArray, npt.NDArray[np.int64]]:
+        """Normalised quantiles (k, horizon, Q) at the given origins of rows of `y` (zero where
+        the network is not used), which samples it was used for, their scales and the number of
+        observed points in their recent context."""
+        cfg = self.cfg
+        recent_lags, seasonal_lags = input_lags(cfg, step_s)
+        x, scale, observed = make_inputs(
+            gather_lags(y, rows, origins, recent_lags),
+            gather_lags(y, rows, origins, seasonal_lags),
+            cfg,
+        )
+        usable = (observed >= cfg.min_history_steps) & (scale > 0)
+        out = np.zeros((len(rows), cfg.horizon, len(cfg.quantiles)))
+        if usable.any():
+            with torch.inference_mode():
+                out[usable] = self.net(torch.from_numpy(x[usable])).numpy()
+        return out, usable, scale, observed
+
+    def _recent_record(
+        self, y: FloatArray, step_s: float, horizon: int
+    ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """How the model did on each series' own recent past: the interval factor, and whether
+        seasonal naive did better (shadow scoring, DESIGN.md §4).
+
+        The model forecasts from `calibration_origins` past origins, `horizon` steps apart,
+        whose targets are all observed history (nothing after the origin is used). The factor
+        widens (or narrows) the model's intervals around its median so that its 80% interval
+        would have covered 80% of those targets (split conformal: the 0.8 quantile of
+        |actual - median| / half-width of [q0.1, q0.9] on that side), clipped to
+        CALIBRATION_LIMITS. With fewer than MIN_CALIBRATION_POINTS targets: factor 1, model kept.
+        """
+        n, t = y.shape
+        origins = (t - 1 - horizon) - horizon * np.arange(self.cfg.calibration_origins)
+        origins = origins[origins >= 0]
+        if origins.size == 0:
+            return np.ones(n), np.zeros(n, dtype=np.bool_)
+        rows = np.repeat(np.arange(n, dtype=np.int64), origins.size)
+        past = np.tile(origins, n).astype(np.int64)
+        out, usable, scale, _ = self._network(y, rows, past, step_s)
+        band = interpolate_quantiles(out[:, :horizon], self.cfg.quantiles, (0.1, 0.5, 0.9))
+        lo, median, hi = band[..., 0], band[..., 1], band[..., 2]
+        divisor = np.where(scale > 0, scale, 1)[:, None]
+        steps_ahead = -np.arange(1, horizon + 1, dtype=np.int64)
+        actual = gather_lags(y, rows, past, steps_ahead) / divisor
+        m = season_steps(self.cfg.season_s, step_s)
+        baseline = seasonal_naive_points(forward_fill(y), rows, past, horizon, m) / divisor
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(
+                actual >= median,
+                (actual - median) / np.maximum(hi - median, 1e-9),
+                (median - actual) / np.maximum(median - lo, 1e-9),
+            )
+        counted = usable[:, None] & ~np.isnan(actual) & ~np.isnan(baseline)
+        ratio = np.where(counted, ratio, np.nan).reshape(n, -1)
+        model_error = np.where(counted, np.abs(actual - median), 0.0).reshape(n, -1).sum(axis=1)
+        base_error = np.where(counted, np.abs(actual - baseline), 0.0).reshape(n, -1).sum(axis=1)
+        enough = counted.reshape(n, -1).sum(axis=1) >= MIN_CALIBRATION_POINTS
+        factor = np.clip(row_quantiles(ratio, [0.8])[:, 0], *CALIBRATION_LIMITS)
+        return np.where(enough, factor, 1.0), enough & (model_error > SHADOW_MARGIN * base_error)
+
+
+def interpolate_quantiles(
+    values: FloatArray, have: Sequence[float], want: Sequence[float]
+) -> FloatArray:
+    """Linear interpolation along the last axis from quantile levels `have` to `want`."""
+    have_a = np.asarray(have)
+    out = np.empty((*values.shape[:-1], len(want)))
+    for j, q in enumerate(want):
+        k = int(np.clip(np.searchsorted(have_a, q), 1, len(have_a) - 1))
+        w = (q - have_a[k - 1]) / (have_a[k] - have_a[k - 1])
+        out[..., j] = values[..., k - 1] * (1 - w) + values[..., k] * w
+    return out
+
+
+def _with_note(f: Forecast, note: str) -> Forecast:
+    joined = f"{note}; {f.note}" if f.note else note
+    return Forecast(f.step_s, f.quantiles, f.values, f.source, joined)
