@@ -1,0 +1,204 @@
+"""The thin kopf layer: start-up and clean-up, indices of both kinds, spec validation on
+create/update/resume, and the cluster-wide planning loop.
+
+Only the holder of the leader Lease writes anything (two replicas are safe): the loop tries the
+Lease every tick, and the validation handlers of a replica that does not lead do nothing (the
+leader's next tick validates every object anyway, so nothing is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from aiscaler.api.base import GROUP, VERSION
+from aiscaler.handlers.http import Health, build_apps, start_site
+from aiscaler.handlers.mapping import parse_service, parse_training
+from aiscaler.handlers.status import SpecReason
+from aiscaler.handlers.telemetry import Telemetry
+from aiscaler.handlers.tick import Operator, TickReport, mark_invalid, run_tick
+from aiscaler.kube.client import KubeApi, load_api_client
+from aiscaler.kube.lease import try_lead
+from aiscaler.settings import Settings
+
+log = logging.getLogger("aiscaler")
+
+LEASE_NAME = "aiscaler-leader"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    kubeconfig: str | None
+    identity: str  # this replica's name in the Lease (the pod name in a cluster)
+    namespace: str  # the operator's own namespace (Lease, balloons)
+
+
+def build_operator(settings: Settings, options: RunOptions) -> tuple[Operator, str]:
+    """Clients and forecaster, built once; with the reason the forecaster was chosen."""
+    from aiscaler.forecast import load_default_forecaster
+    from aiscaler.metrics.prometheus import PrometheusMetrics
+
+    kube = KubeApi(load_api_client(options.kubeconfig))  # first: the quickest to fail
+    token = settings.prometheus_bearer_token_file
+    metrics = PrometheusMetrics(
+        settings.prometheus_url, bearer_token_file=Path(token) if token else None
+    )
+    forecaster, why = load_default_forecaster(settings.model_path)
+    op = Operator(kube, metrics, forecaster, settings, options.namespace, Telemetry())
+    return op, why
+
+
+def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
+    """All handlers, registered on a registry of their own (no import-time global state)."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # kopf connects with the same credentials as the operator's own client.
+        config = load_api_client(options.kubeconfig).configuration
+        header = config.get_api_key_with_prefix("BearerToken") or ""
+        scheme, _space, token = header.partition(" ")
+        return kopf.ConnectionInfo(
+            server=config.host,
+            ca_path=config.ssl_ca_cert,
+            insecure=not config.verify_ssl,
+            scheme=scheme or None,
+            token=token or None,
+            certificate_path=config.cert_file,
+            private_key_path=config.key_file,
+        )
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+        settings.peering.standalone = True  # the Lease elects the replica that acts
+        settings.posting.level = logging.WARNING  # decisions get their own events
+        op: Operator = memo.operator  # built by `aiscaler run` before kopf starts
+        config = op.settings
+        health = Health(tick_s=float(config.tick_seconds))
+        metrics_app, health_app = build_apps(health, op.telemetry, time.monotonic)
+        memo.runners = [
+            await start_site(metrics_app, "0.0.0.0", config.metrics_port),
+            await start_site(health_app, "0.0.0.0", config.health_port),
+        ]
+        memo.health = health
+        memo.loop = asyncio.create_task(
+            planning_loop(op, health, kwargs["inferenceservices"], kwargs["trainingjobs"], options)
+        )
+        health.ready = True
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        if "loop" in memo:  # absent when the start-up failed half-way
+            memo.loop.cancel()
+        for runner in memo.get("runners", []):
+            await runner.cleanup()
+        memo.operator.metrics.close()
+
+    @kopf.index(GROUP, VERSION, "inferenceservices", id="inferenceservices", registry=registry)
+    def inferenceservices(body: kopf.Body, **_: Any) -> dict[None, dict[str, Any]]:
+        return {None: _plain(body)}
+
+    @kopf.index(GROUP, VERSION, "trainingjobs", id="trainingjobs", registry=registry)
+    def trainingjobs(body: kopf.Body, **_: Any) -> dict[None, dict[str, Any]]:
+        return {None: _plain(body)}
+
+    @kopf.on.resume(GROUP, VERSION, "inferenceservices", registry=registry)
+    @kopf.on.create(GROUP, VERSION, "inferenceservices", registry=registry)
+    @kopf.on.update(GROUP, VERSION, "inferenceservices", field="spec", registry=registry)
+    def validate_service(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        parsed = parse_service(body, memo.operator.pool_specs())
+        validate(memo, _plain(body), parsed if isinstance(parsed, list) else [])
+
+    @kopf.on.resume(GROUP, VERSION, "trainingjobs", registry=registry)
+    @kopf.on.create(GROUP, VERSION, "trainingjobs", registry=registry)
+    @kopf.on.update(GROUP, VERSION, "trainingjobs", field="spec", registry=registry)
+    def validate_training(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        parsed = parse_training(body, memo.operator.pool_specs())
+        validate(memo, _plain(body), parsed if isinstance(parsed, list) else [])
+
+    return registry
+
+
+def validate(memo: Any, body: Mapping[str, Any], problems: list[str]) -> None:
+    """Immediate feedback on a new or changed spec: the Invalid condition and a Warning event.
+
+    An invalid spec is a PermanentError (retrying cannot fix it; the next spec change runs the
+    handler again); failing to write the condition is a TemporaryError (the API server may be
+    back soon)."""
+    if not problems or not memo.health.leading:
+        return
+    report = TickReport()
+    mark_invalid(memo.operator, body, problems, time.time(), SpecReason.INVALID_SPEC, report)
+    if report.errors:
+        raise kopf.TemporaryError("; ".join(report.errors), delay=10)
+    raise kopf.PermanentError("invalid spec: " + "; ".join(problems))
+
+
+def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    # A plain copy: the tick runs in a thread while kopf replaces bodies on new events.
+    return {
+        key: value
+        for key, value in dict(body).items()
+        if key in ("apiVersion", "kind", "metadata", "spec", "status")
+    }
+
+
+def _bodies(index: Any) -> list[dict[str, Any]]:
+    return list(index.get(None, []))
+
+
+async def planning_loop(
+    op: Operator, health: Health, services_index: Any, trainings_index: Any, options: RunOptions
+) -> None:
+    """Every tick: take or renew the Lease; if leading, run one tick over both indices."""
+    tick_s = float(op.settings.tick_seconds)
+    # kopf fills the indices from its initial listing right after start-up; the first tick
+    # waits one interval so it never plans with half of the objects.
+    await asyncio.sleep(tick_s)
+    while True:
+        started = time.monotonic()
+        health.last_loop = started
+        try:
+            leading, why = await asyncio.to_thread(
+                try_lead,
+                op.kube,
+                options.namespace,
+                LEASE_NAME,
+                options.identity,
+                time.time(),
+                int(3 * tick_s),
+            )
+            if leading != health.leading:
+                log.info("leader: %s (%s)", leading, why)
+                if not leading:
+                    op.memories.clear()  # another replica decides meanwhile: ours goes stale
+            health.leading = leading
+            op.telemetry.leader.set(1 if leading else 0)
+            if leading:
+                with op.telemetry.tick_seconds.time():
+                    report = await asyncio.to_thread(
+                        run_tick,
+                        op,
+                        _bodies(services_index),
+                        _bodies(trainings_index),
+                        time.time(),
+                    )
+                log.info(
+                    "tick: %d resized, %d created, %d invalid, %d status writes, %d errors",
+                    len(report.resized),
+                    len(report.created),
+                    len(report.invalid),
+                    report.status_writes,
+                    len(report.errors),
+                )
+        except Exception:  # the loop must outlive any one tick's failure
+            op.telemetry.errors.labels("tick").inc()
+            log.exception("planning tick failed")
+        await asyncio.sleep(max(0.0, tick_s - (time.monotonic() - started)))

@@ -1,0 +1,102 @@
+"""Status bookkeeping (pure): conditions between the core's `Condition` values and the custom
+resources' status lists, and the merge patch that writes a status only when it changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, cast
+
+from aiscaler.core.conditions import condition
+from aiscaler.core.types import Condition, Reason
+
+
+class SpecReason(StrEnum):
+    """Reasons of the Invalid condition (spec validation happens in the operator, not the core)."""
+
+    INVALID_SPEC = "InvalidSpec"
+    SPEC_VALID = "SpecValid"
+    NOT_OWNED = "TargetNotOwned"  # an object of the owned workload's name belongs to another
+
+
+def timestamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(value: str | None) -> float:
+    return datetime.fromisoformat(value).timestamp() if value else 0.0
+
+
+def read_conditions(status: Mapping[str, Any] | None) -> list[Condition]:
+    """The status' conditions as core values (what `aiscaler.core.conditions` carries over)."""
+    return [
+        Condition(
+            type=c.get("type", ""),
+            status=c.get("status", "Unknown"),
+            reason=c.get("reason") or "",
+            message=c.get("message") or "",
+            last_transition_time=parse_timestamp(c.get("lastTransitionTime")),
+        )
+        for c in (status or {}).get("conditions") or []
+    ]
+
+
+def invalid_condition(
+    previous: Sequence[Condition], problems: Sequence[str], now: float, reason: SpecReason
+) -> Condition:
+    """Invalid: True with the problems, or False once the spec validates."""
+    message = "; ".join(problems) if problems else "spec is valid"
+    # The core's helper carries the transition time over; its reason type is the core's closed
+    # set, which has no spec-validation reasons, hence the cast.
+    return condition(previous, "Invalid", bool(problems), cast(Reason, reason), message, now)
+
+
+def write_conditions(
+    old: Iterable[Mapping[str, Any]] | None, new: Iterable[Condition], generation: int | None
+) -> list[dict[str, Any]]:
+    """`new` replaces the conditions of its types; others are kept. A condition whose status and
+    reason stay the same keeps its message: messages carry numbers that move every tick, and
+    rewriting every status on every tick for them would swamp the API server (lastDecision has
+    the current message of each decision). Sorted by type, so equal inputs give equal lists."""
+    by_type = {c["type"]: dict(c) for c in old or []}
+    for c in new:
+        previous = by_type.get(c.type, {})
+        same = (previous.get("status"), previous.get("reason")) == (c.status, c.reason)
+        by_type[c.type] = {
+            "type": c.type,
+            "status": c.status,
+            "reason": c.reason,
+            "message": previous.get("message", c.message) if same else c.message,
+            "lastTransitionTime": timestamp(c.last_transition_time),
+            "observedGeneration": generation,
+        }
+    return [by_type[t] for t in sorted(by_type)]
+
+
+def status_patch(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level fields of `wanted` that differ from `current` (empty when none do), as a
+    merge patch of `.status`."""
+    current = current or {}
+    return {key: value for key, value in wanted.items() if current.get(key) != value}
+
+
+FORECAST_TOLERANCE = 0.05
+
+
+def settled_forecast(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The forecast to report: the old one while the new differs only by noise (values within
+    5 %, same source, lead time and quantile). A forecast that moves with every shift of the
+    history window would otherwise rewrite every status on every tick."""
+    if old is None or new is None or set(old) != set(new):
+        return new
+    for key, value in new.items():
+        before = old[key]
+        if isinstance(value, float) and isinstance(before, int | float):
+            if abs(value - before) > FORECAST_TOLERANCE * max(abs(value), abs(before), 1e-9):
+                return new
+        elif value != before:
+            return new
+    return old

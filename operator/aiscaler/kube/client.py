@@ -1,0 +1,328 @@
+"""The Kubernetes adapter: raw JSON over the kubernetes client's authenticated HTTP transport.
+
+The generated model classes are skipped on purpose: a planning tick reads thousands of objects
+and plain dicts are an order of magnitude cheaper to decode. Every call is synchronous; the kopf
+layer runs ticks in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import urllib3.exceptions
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from aiscaler.kube.gpus import PoolGpus, gpus_per_pool
+from aiscaler.kube.manifests import FIELD_MANAGER, Manifest, is_owned_by
+
+APPS_KINDS = {"Deployment", "StatefulSet", "ReplicaSet"}  # readable in one LIST per namespace
+
+
+class KubeError(Exception):
+    """An API call failed; `status` is the HTTP status (0 when the server was unreachable)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+    @property
+    def transient(self) -> bool:
+        # Worth retrying: unreachable, throttled, server-side trouble, optimistic-lock conflict.
+        return self.status in (0, 409, 429) or self.status >= 500
+
+
+class NotFound(KubeError):
+    pass
+
+
+class NotOwned(KubeError):
+    """An object exists under the name the operator wants, but the operator does not own it."""
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    api_version: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ScaleState:
+    replicas: int  # desired replicas as the target's spec says
+    ready_replicas: int
+
+
+def load_api_client(kubeconfig: str | None = None) -> k8s_client.ApiClient:
+    """In-cluster configuration when no kubeconfig is given and we run in a pod, else the
+    kubeconfig (the path given, $KUBECONFIG or ~/.kube/config)."""
+    configuration = k8s_client.Configuration()
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return k8s_client.ApiClient(configuration)
+        except k8s_config.ConfigException:
+            pass
+    try:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    except (k8s_config.ConfigException, OSError) as exc:
+        where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
+        raise KubeError(0, f"cannot load the kubeconfig {where}: {exc}") from exc
+    return k8s_client.ApiClient(configuration)
+
+
+def _now_rfc3339(now: float) -> str:
+    # core/v1 Event timestamps are metav1.Time: whole seconds.
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class KubeApi:
+    def __init__(self, api_client: k8s_client.ApiClient, timeout_s: float = 10.0) -> None:
+        self._api = api_client
+        self._timeout_s = timeout_s
+        self._resources: dict[
+            str, dict[str, tuple[str, bool]]
+        ] = {}  # group/version -> kind -> (plural, namespaced)
+        self._lock = threading.Lock()
+
+    # -- transport -------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One API call; returns the decoded JSON body; raises KubeError (NotFound for 404)."""
+        url_path = path + ("?" + urlencode(query) if query else "")
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        _, url, headers, _, _ = self._api.param_serialize(
+            method, url_path, header_params=headers, auth_settings=["BearerToken"]
+        )
+        try:
+            # The transport serialises the body itself for JSON and YAML content types.
+            response = self._api.call_api(
+                method, url, header_params=headers, body=body, _request_timeout=self._timeout_s
+            )
+            raw = response.read()  # type: ignore[no-untyped-call]
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeError(0, f"{method} {path}: API server unreachable: {exc}") from exc
+        if response.status == 404:
+            raise NotFound(404, f"{method} {path}: not found")
+        if not 200 <= response.status < 300:
+            try:
+                message = json.loads(raw).get("message", "")
+            except ValueError:
+                message = raw[:200].decode(errors="replace")
+            raise KubeError(response.status, f"{method} {path}: {message}")
+        return json.loads(raw) if raw else None
+
+    # -- resource paths --------------------------------------------------------------------
+
+    def _resource(self, api_version: str, kind: str) -> tuple[str, bool]:
+        """(plural, namespaced) of a kind, from API discovery, cached per group/version."""
+        with self._lock:
+            known = self._resources.get(api_version)
+        if known is None:
+            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            listing = self.request("GET", base)
+            known = {
+                r["kind"]: (r["name"], bool(r["namespaced"]))
+                for r in listing.get("resources", [])
+                if "/" not in r["name"]
+            }
+            with self._lock:
+                self._resources[api_version] = known
+        if kind not in known:
+            raise NotFound(404, f"the API server serves no kind {kind} in {api_version}")
+        return known[kind]
+
+    def path(self, api_version: str, kind: str, namespace: str | None, name: str = "") -> str:
+        plural, namespaced = self._resource(api_version, kind)
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        if namespaced and namespace:
+            base += f"/namespaces/{quote(namespace)}"
+        return f"{base}/{plural}" + (f"/{quote(name)}" if name else "")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Any:
+        return self.request("GET", self.path(api_version, kind, namespace, name))
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> list[dict[str, Any]]:
+        query = {}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        listing = self.request("GET", self.path(api_version, kind, namespace), query=query)
+        items: list[dict[str, Any]] = listing.get("items", [])
+        return items
+
+    def read_scales(
+        self, targets: Iterable[tuple[str, TargetRef]]
+    ) -> dict[tuple[str, TargetRef], ScaleState | KubeError]:
+        """Replicas and ready replicas of every (namespace, target), each read through the
+        target's /scale subresource, except apps/v1 workloads, which are read in one LIST per
+        namespace and kind (the same numbers, thousands of times cheaper)."""
+        result: dict[tuple[str, TargetRef], ScaleState | KubeError] = {}
+        wanted = list(targets)
+        listed: dict[tuple[str, str], dict[str, dict[str, Any]] | KubeError] = {}
+        for namespace, ref in wanted:
+            key = (namespace, ref)
+            try:
+                if ref.api_version == "apps/v1" and ref.kind in APPS_KINDS:
+                    if (namespace, ref.kind) not in listed:
+                        try:
+                            items = self.list("apps/v1", ref.kind, namespace)
+                            listed[(namespace, ref.kind)] = {
+                                o["metadata"]["name"]: o for o in items
+                            }
+                        except KubeError as exc:
+                            listed[(namespace, ref.kind)] = exc
+                    by_name = listed[(namespace, ref.kind)]
+                    if isinstance(by_name, KubeError):
+                        raise by_name
+                    if ref.name not in by_name:
+                        raise NotFound(404, f"{ref.kind} {namespace}/{ref.name} not found")
+                    obj = by_name[ref.name]
+                    result[key] = ScaleState(
+                        replicas=int(obj["spec"].get("replicas", 1)),
+                        ready_replicas=int(obj.get("status", {}).get("readyReplicas", 0)),
+                    )
+                else:
+                    result[key] = self.read_scale(namespace, ref)
+            except KubeError as exc:
+                result[key] = exc
+        return result
+
+    def read_scale(self, namespace: str, ref: TargetRef) -> ScaleState:
+        path = self.path(ref.api_version, ref.kind, namespace, ref.name)
+        scale = self.request("GET", path + "/scale")
+        replicas = int(scale.get("spec", {}).get("replicas", 0))
+        # /scale has no ready count; most workloads publish status.readyReplicas.
+        obj = self.request("GET", path)
+        status = obj.get("status") or {}
+        ready = status.get("readyReplicas", scale.get("status", {}).get("replicas", 0))
+        return ScaleState(replicas=replicas, ready_replicas=int(ready))
+
+    def gpu_pools(
+        self, pools: Mapping[str, Mapping[str, str]], resource_name: str = "nvidia.com/gpu"
+    ) -> dict[str, PoolGpus]:
+        """Nodes, allocatable and free GPUs of each pool (name -> node selector)."""
+        if not pools:
+            return {}
+        nodes = self.list("v1", "Node")
+        pods = self.list("v1", "Pod", field_selector="status.phase!=Succeeded,status.phase!=Failed")
+        return gpus_per_pool(nodes, pods, pools, resource_name)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def scale(self, namespace: str, ref: TargetRef, replicas: int) -> None:
+        path = self.path(ref.api_version, ref.kind, namespace, ref.name) + "/scale"
+        self.request(
+            "PATCH",
+            path,
+            query={"fieldManager": FIELD_MANAGER},
+            body={"spec": {"replicas": replicas}},
+            content_type="application/merge-patch+json",
+        )
+
+    def apply(self, manifest: Manifest, owner_uid: str | None = None) -> Any:
+        """Server-side apply under the field manager `aiscaler`. With `owner_uid`, the object
+        must be new or already controlled by that owner: the operator never takes over an
+        object someone else made under the same name."""
+        meta = manifest["metadata"]
+        path = self.path(
+            manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
+        )
+        if owner_uid is not None:
+            try:
+                existing = self.request("GET", path)
+            except NotFound:
+                existing = None
+            if existing is not None and not is_owned_by(existing, owner_uid):
+                raise NotOwned(
+                    409,
+                    f"{manifest['kind']} {meta.get('namespace')}/{meta['name']} exists and is "
+                    "not owned by this resource; rename one of them",
+                )
+        return self.request(
+            "PATCH",
+            path,
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body=manifest,
+            content_type="application/apply-patch+yaml",
+        )
+
+    def patch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        body: Mapping[str, Any],
+        subresource: str = "",
+    ) -> Any:
+        path = self.path(api_version, kind, namespace, name) + (
+            f"/{subresource}" if subresource else ""
+        )
+        return self.request(
+            "PATCH",
+            path,
+            query={"fieldManager": FIELD_MANAGER},
+            body=body,
+            content_type="application/merge-patch+json",
+        )
+
+    def event(
+        self,
+        involved: Mapping[str, Any],
+        reason: str,
+        message: str,
+        now: float,
+        warning: bool = False,
+    ) -> None:
+        """A core/v1 Event on `involved` (a whole object: apiVersion, kind, metadata)."""
+        meta = involved["metadata"]
+        stamp = _now_rfc3339(now)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": FIELD_MANAGER,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        self.request("POST", f"/api/v1/namespaces/{quote(meta['namespace'])}/events", body=body)

@@ -1,0 +1,138 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from aiscaler.core.types import Condition
+from aiscaler.handlers.status import (
+    SpecReason,
+    invalid_condition,
+    read_conditions,
+    status_patch,
+    write_conditions,
+)
+
+T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC).timestamp()
+T1 = T0 + 300
+
+
+def test_conditions_round_trip_through_the_status():
+    conds = [Condition("Ready", "True", "ReplicasReady", "2 of 2", T0)]
+    written = write_conditions([], conds, generation=4)
+    assert written == [
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "ReplicasReady",
+            "message": "2 of 2",
+            "lastTransitionTime": "2026-11-28T12:00:00Z",
+            "observedGeneration": 4,
+        }
+    ]
+    assert read_conditions({"conditions": written}) == conds
+
+
+@pytest.mark.parametrize(
+    ("was_invalid", "problems", "expected_since", "status"),
+    [
+        (True, ["spec.replicas.min: must be <= max"], T0, "True"),  # still invalid: time kept
+        (False, ["spec.replicas.min: must be <= max"], T1, "True"),  # became invalid: now
+        (True, [], T1, "False"),  # fixed: now
+        (False, [], T0, "False"),
+    ],
+)
+def test_invalid_condition_transition_time(was_invalid, problems, expected_since, status):
+    previous = [Condition("Invalid", "True" if was_invalid else "False", "x", "y", T0)]
+    reason = SpecReason.INVALID_SPEC if problems else SpecReason.SPEC_VALID
+    cond = invalid_condition(previous, problems, T1, reason)
+    assert (cond.status, cond.last_transition_time) == (status, expected_since)
+    assert cond.reason == reason.value
+    if problems:
+        assert problems[0] in cond.message
+
+
+def test_other_condition_types_are_kept_and_order_is_stable():
+    foreign = {"type": "Custom", "status": "True", "lastTransitionTime": "x"}
+    merged = write_conditions(
+        [foreign],
+        [Condition("Ready", "True", "R", "", T0), Condition("Invalid", "False", "V", "", T0)],
+        1,
+    )
+    assert [c["type"] for c in merged] == ["Custom", "Invalid", "Ready"]
+    assert merged[0] == foreign
+
+
+def test_unchanged_conditions_give_an_empty_patch():
+    conds = write_conditions([], [Condition("Ready", "True", "R", "m", T0)], 1)
+    current = {"replicas": 2, "conditions": conds}
+    again = write_conditions(conds, read_conditions(current), 1)
+    assert status_patch(current, {"replicas": 2, "conditions": again}) == {}
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted", "patch"),
+    [
+        (None, {"replicas": 1}, {"replicas": 1}),
+        (
+            {"replicas": 1, "mode": "predictive"},
+            {"replicas": 2, "mode": "predictive"},
+            {"replicas": 2},
+        ),
+        ({"forecast": {"value": 1.0}}, {"forecast": {"value": 1.5}}, {"forecast": {"value": 1.5}}),
+        ({"replicas": 1, "extra": 5}, {"replicas": 1}, {}),  # fields not managed here stay
+    ],
+)
+def test_status_patch(current, wanted, patch):
+    assert status_patch(current, wanted) == patch
+
+
+@pytest.mark.parametrize(
+    ("last_loop", "now", "alive"),
+    [
+        (None, 1000.0, True),  # starting: not yet looped
+        (1000.0, 1089.0, True),  # within three ticks of 30 s
+        (1000.0, 1091.0, False),  # missed three ticks: stuck
+    ],
+)
+def test_liveness_fails_only_when_the_loop_is_stuck(last_loop, now, alive):
+    from aiscaler.handlers.http import Health
+
+    assert Health(tick_s=30, last_loop=last_loop).live(now)[0] is alive
+
+
+FORECAST = {"leadTimeSeconds": 120, "quantile": 0.99, "value": 10.0, "p50": 8.0, "source": "model"}
+
+
+@pytest.mark.parametrize(
+    ("new", "kept"),
+    [
+        ({**FORECAST, "value": 10.4, "p50": 7.7}, True),  # within 5 %: the old one stays
+        ({**FORECAST, "value": 10.6}, False),  # 6 % more
+        ({**FORECAST, "p50": 7.5}, False),
+        ({**FORECAST, "source": "holt_winters"}, False),
+        ({**FORECAST, "leadTimeSeconds": 420}, False),  # node provisioning joined the lead
+        (None, False),
+    ],
+)
+def test_forecast_noise_does_not_rewrite_the_status(new, kept):
+    from aiscaler.handlers.status import settled_forecast
+
+    assert settled_forecast(FORECAST, new) == (FORECAST if kept else new)
+    assert settled_forecast(None, new) == new
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "message"),
+    [
+        ("False", "DesiredWithinRange", "old numbers"),  # same status and reason: kept
+        ("False", "Other", "new numbers"),  # reason changed: refreshed
+        ("True", "DesiredWithinRange", "new numbers"),  # status changed: refreshed
+    ],
+)
+def test_a_message_is_refreshed_only_with_its_status_or_reason(status, reason, message):
+    old = write_conditions(
+        [], [Condition("ScalingLimited", "False", "DesiredWithinRange", "old numbers", T0)], 1
+    )
+    [cond] = write_conditions(
+        old, [Condition("ScalingLimited", status, reason, "new numbers", T1)], 1
+    )
+    assert cond["message"] == message
