@@ -1,0 +1,111 @@
+"""Forecaster benchmark: speed on one CPU core, and the decision value of the model.
+
+    .venv/bin/python bench/forecast_bench.py [--model model/checkpoint] [--traces DIR]
+
+1. Speed (one thread): importing torch, loading the checkpoint, and one batched forecast of
+   1,000 series (1 day + 3 h of history at 60 s, 30 steps, 4 quantiles) for the model, seasonal
+   naive and Holt-Winters; medians of 5 runs.
+2. Decision value: `aiscaler simulate` machinery (aiscaler.sim) with the `aiscaler` policy fed
+   by the model and by Holt-Winters, side by side with the oracle, on a few traces at the
+   default cold start (120 s), SLO attainment goal 0.99.
+Accuracy is model/evaluate.py. Not a test: nothing is asserted; the output goes to
+bench/RESULTS.md with the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+T0 = time.perf_counter()
+import torch  # noqa: E402  (the import is what is timed)
+
+TORCH_IMPORT_S = time.perf_counter() - T0
+
+import numpy as np  # noqa: E402
+
+from aiscaler.forecast import DEFAULT_CHECKPOINT  # noqa: E402
+from aiscaler.forecast.base import Forecaster  # noqa: E402
+from aiscaler.forecast.baselines import (  # noqa: E402
+    HoltWintersForecaster,
+    SeasonalNaiveForecaster,
+)
+from aiscaler.forecast.model import ModelForecaster  # noqa: E402
+
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+DECISION_TRACES = (
+    ("servegen_language_m_mid_10min.csv", "requests"),
+    ("alibaba_genai_lora_requests_1min.csv", "requests"),
+    ("helios_earth_gpu_demand_1min.csv", "value"),
+)
+
+
+def median_seconds(fn: Callable[[], object], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def speed(model_path: Path) -> None:
+    load_s = median_seconds(lambda: ModelForecaster.load(model_path))
+    model = ModelForecaster.load(model_path)
+    rng = np.random.default_rng(0)
+    n, length = 1000, 1440 + 180
+    t = np.arange(length)
+    level = rng.uniform(1, 1000, (n, 1))
+    y = level * (1 + 0.4 * np.sin(2 * np.pi * t / 1440)) * rng.gamma(20, 1 / 20, (n, length))
+    histories = list(y)
+    print(f"torch import: {TORCH_IMPORT_S:.2f} s; checkpoint load: {load_s * 1000:.1f} ms")
+    forecasters: dict[str, Forecaster] = {
+        "model": model,
+        "seasonal_naive": SeasonalNaiveForecaster(),
+        "holt_winters": HoltWintersForecaster(),
+    }
+    base = None
+    for name, f in forecasters.items():
+        s = median_seconds(lambda f=f: f.forecast(histories, 60.0, 30, QUANTILES))
+        base = base or s
+        print(f"{name:<16} 1000 series x 30 steps: {s * 1000:8.1f} ms ({s / base:.1f}x the model)")
+
+
+def decision_value(model_path: Path, traces: Path) -> None:
+    from aiscaler.sim.engine import SimConfig
+    from aiscaler.sim.report import simulate
+    from aiscaler.sim.trace import default_capacity, load_trace
+
+    model = ModelForecaster.load(model_path)
+    print(f"\n{'trace':<38}{'forecaster':<14}{'GPU-h':>9}{'/oracle':>9}{'attain':>9}{'worst5m':>9}")
+    for file, column in DECISION_TRACES:
+        trace = load_trace(traces / file, column)
+        config = SimConfig(capacity=default_capacity(trace.rate))
+        oracle = simulate(trace, config, ["oracle"]).results[0].outcome
+        for name, f in (("model", model), ("holt_winters", HoltWintersForecaster())):
+            o = simulate(trace, config, ["aiscaler"], forecaster=f).results[0].outcome
+            print(
+                f"{file.removesuffix('.csv'):<38}{name:<14}{o.gpu_hours:>9.1f}"
+                f"{o.gpu_hours / oracle.gpu_hours:>9.3f}{o.slo_attainment:>9.4f}"
+                f"{o.worst_5min_attainment:>9.3f}"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--traces", type=Path, default=Path("../shared/data/traces"))
+    parser.add_argument("--skip-decision", action="store_true", help="speed only")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    speed(args.model)
+    if not args.skip_decision:
+        decision_value(args.model, args.traces)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
