@@ -62,9 +62,9 @@ def test_layers_import_only_inner_layers(layer: str) -> None:
     for path in layer_files(layer):
         for name in imported_modules(path):
             parts = name.split(".")
-            if parts[0] == "aiscaler" and len(parts) > 1 and parts[1] in ALLOWED_INTERNAL:
-                if parts[1] not in allowed:
-                    offenders.add(f"{path.relative_to(PACKAGE_ROOT)}: {name}")
+            inner = parts[0] == "aiscaler" and len(parts) > 1 and parts[1] in ALLOWED_INTERNAL
+            if inner and parts[1] not in allowed:
+                offenders.add(f"{path.relative_to(PACKAGE_ROOT)}: {name}")
     assert not offenders, f"aiscaler.{layer} may import only {sorted(allowed)}: {sorted(offenders)}"
 
 
