@@ -58,6 +58,7 @@ NORMALISATION = {
 
 ZERO_NOTE = "no demand in the model's input window: forecast 0"
 MIN_CALIBRATION_POINTS = 20
+CALIBRATED_INTERVAL = (0.1, 0.9)  # scaled to cover 80% of each series' recent targets
 CALIBRATION_LIMITS = (0.5, 4.0)
 # Seasonal naive replaces the model on a series only when the model's recent error is clearly
 # larger: a few dozen targets are a noisy comparison.
@@ -352,9 +353,10 @@ class ModelForecaster:
         if use_net.any():
             out = out[use_net, :horizon, :]
             median = out[:, :, cfg.median_index : cfg.median_index + 1]
-            factor, beaten[use_net] = self._recent_record(y[use_net], step_s, horizon)
+            factor, zero_share, beaten[use_net] = self._recent_record(y[use_net], step_s, horizon)
             out = (median + factor[:, None, None] * (out - median)) * scale[use_net, None, None]
-            values[use_net] = interpolate_quantiles(out, cfg.quantiles, quantiles)
+            out = interpolate_quantiles(out, cfg.quantiles, quantiles)
+            values[use_net] = with_zero_mass(out, quantiles, zero_share)
         values = np.sort(np.maximum(values, 0.0), axis=2)
         qs = tuple(float(q) for q in quantiles)
         result = [
@@ -404,26 +406,31 @@ class ModelForecaster:
 
     def _recent_record(
         self, y: FloatArray, step_s: float, horizon: int
-    ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-        """How the model did on each series' own recent past: the interval factor, and whether
-        seasonal naive did better (shadow scoring, DESIGN.md §4).
+    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+        """How the model did on each series' own recent past: the interval factor, the share of
+        targets that were exactly 0 (see `with_zero_mass`), and whether seasonal naive did
+        better (shadow scoring, DESIGN.md §4).
 
         The model forecasts from `calibration_origins` past origins, `horizon` steps apart,
         whose targets are all observed history (nothing after the origin is used). The factor
         widens (or narrows) the model's intervals around its median so that its 80% interval
         would have covered 80% of those targets (split conformal: the 0.8 quantile of
         |actual - median| / half-width of [q0.1, q0.9] on that side), clipped to
-        CALIBRATION_LIMITS. With fewer than MIN_CALIBRATION_POINTS targets: factor 1, model kept.
+        CALIBRATION_LIMITS. With fewer than MIN_CALIBRATION_POINTS targets: factor 1, zero share 0,
+        model kept.
         """
         n, t = y.shape
         origins = (t - 1 - horizon) - horizon * np.arange(self.cfg.calibration_origins)
         origins = origins[origins >= 0]
         if origins.size == 0:
-            return np.ones(n), np.zeros(n, dtype=np.bool_)
+            return np.ones(n), np.zeros(n), np.zeros(n, dtype=np.bool_)
         rows = np.repeat(np.arange(n, dtype=np.int64), origins.size)
         past = np.tile(origins, n).astype(np.int64)
         out, usable, scale, _ = self._network(y, rows, past, step_s)
-        band = interpolate_quantiles(out[:, :horizon], self.cfg.quantiles, (0.1, 0.5, 0.9))
+        low_level, high_level = CALIBRATED_INTERVAL
+        band = interpolate_quantiles(
+            out[:, :horizon], self.cfg.quantiles, (low_level, 0.5, high_level)
+        )
         lo, median, hi = band[..., 0], band[..., 1], band[..., 2]
         divisor = np.where(scale > 0, scale, 1)[:, None]
         steps_ahead = -np.arange(1, horizon + 1, dtype=np.int64)
@@ -440,9 +447,35 @@ class ModelForecaster:
         ratio = np.where(counted, ratio, np.nan).reshape(n, -1)
         model_error = np.where(counted, np.abs(actual - median), 0.0).reshape(n, -1).sum(axis=1)
         base_error = np.where(counted, np.abs(actual - baseline), 0.0).reshape(n, -1).sum(axis=1)
-        enough = counted.reshape(n, -1).sum(axis=1) >= MIN_CALIBRATION_POINTS
+        counts = counted.reshape(n, -1).sum(axis=1)
+        enough = counts >= MIN_CALIBRATION_POINTS
+        zeros = (counted & (actual == 0)).reshape(n, -1).sum(axis=1)
+        zero_share = np.where(enough, zeros / np.maximum(counts, 1), 0.0)
+        # Calibrate the interval as it will be issued: where the zero mass puts its lower end at
+        # 0 (with_zero_mass), a target of 0 is inside it whatever the factor.
+        inside_at_zero = (actual.reshape(n, -1) == 0) & (zero_share >= low_level)[:, None]
+        ratio = np.where(inside_at_zero & ~np.isnan(ratio), 0.0, ratio)
         factor = np.clip(row_quantiles(ratio, [0.8])[:, 0], *CALIBRATION_LIMITS)
-        return np.where(enough, factor, 1.0), enough & (model_error > SHADOW_MARGIN * base_error)
+        beaten = enough & (model_error > SHADOW_MARGIN * base_error)
+        return np.where(enough, factor, 1.0), zero_share, beaten
+
+
+def with_zero_mass(
+    values: FloatArray, quantiles: Sequence[float], zero_share: FloatArray
+) -> FloatArray:
+    """Quantiles (n, H, Q) with the levels below the median that series i's share of zeros
+    covers (level <= zero_share[i]) set to 0.
+
+    The network's quantiles are continuous, but demand such as arrivals per minute of a rarely
+    used service is exactly 0 much of the time: a point mass at 0. When a share p of a series'
+    recent targets was 0, its quantiles at levels <= p are 0. The median and the levels above
+    are left to the network: the point forecast and the quantiles that size capacity are not
+    changed by it (on the benchmark, zeroing the median too helped one bursty trace's point
+    error and hurt another's).
+    """
+    q = np.asarray(quantiles)[None, :]
+    zero = (q <= zero_share[:, None]) & (q < 0.5)
+    return np.where(zero[:, None, :], 0.0, values)
 
 
 def interpolate_quantiles(

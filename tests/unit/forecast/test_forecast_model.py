@@ -10,6 +10,7 @@ import torch
 from forecast_helpers import TINY, daily_like, network_only
 
 from aiscaler.forecast import load_default_forecaster
+from aiscaler.forecast import model as model_module
 from aiscaler.forecast.baselines import HoltWintersForecaster
 from aiscaler.forecast.model import (
     CONFIG_FILE,
@@ -25,6 +26,7 @@ from aiscaler.forecast.model import (
     load_checkpoint,
     pinball_loss,
     save_checkpoint,
+    with_zero_mass,
 )
 
 nan = np.nan
@@ -242,6 +244,56 @@ def test_calibration_scales_the_intervals_around_the_unchanged_median(trained_ti
     ratio = (fc.values[:, -1] - fc.values[:, median]) / (raw[:, -1] - raw[:, median])
     assert np.allclose(ratio, ratio[0], rtol=1e-4)  # one factor per series
     assert 0.5 <= ratio[0] <= 4.0 and ratio[0] != pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("zero_share", "zeroed"),
+    [
+        (0.0, [False, False, False, False, False]),  # never 0: the network's quantiles
+        (0.09, [False, False, False, False, False]),  # below the lowest level asked for
+        (0.1, [True, False, False, False, False]),  # a level equal to the share is 0
+        (0.3, [True, True, False, False, False]),
+        (0.5, [True, True, False, False, False]),  # never the median
+        (0.95, [True, True, False, False, False]),  # nor above it
+        (1.0, [True, True, False, False, False]),
+    ],
+)
+def test_zero_mass_zeroes_the_levels_it_covers_below_the_median(zero_share, zeroed):
+    quantiles = [0.1, 0.25, 0.5, 0.9, 0.99]
+    values = np.tile([1.0, 2.0, 3.0, 4.0, 5.0], (1, 2, 1))  # (1 series, 2 steps, 5 levels)
+    out = with_zero_mass(values, quantiles, np.array([zero_share]))
+    expected = np.where(zeroed, 0.0, [1.0, 2.0, 3.0, 4.0, 5.0])
+    np.testing.assert_array_equal(out, np.tile(expected, (1, 2, 1)))
+
+
+def test_a_mostly_zero_series_gets_zero_low_quantiles_and_keeps_its_upper_ones(
+    tiny_checkpoint: Path,
+):
+    # Arrivals of a rarely used service: 0 in ~70% of minutes. The network here always says
+    # "the recent mean level" with narrow quantiles, never 0. With the zero mass, q0.1 and q0.25
+    # are 0; the median and above are what the calibrated network says.
+    rng = np.random.default_rng(0)
+    sparse = np.where(rng.random(200) < 0.3, rng.gamma(2.0, 50.0, 200), 0.0)
+    f = ModelForecaster.load(tiny_checkpoint)
+    with torch.no_grad():
+        f.net.out.weight.zero_()
+        bias = f.net.out.bias.view(TINY.horizon, len(TINY.quantiles))
+        bias.fill_(-6.0)  # quantile gaps of softplus(-6) = 0.25% of the level
+        bias[:, TINY.median_index] = 1.0
+    q = [0.1, 0.25, 0.5, 0.9, 0.99]
+    (fc,) = f.forecast([sparse], 60, 4, q)
+    assert (fc.source, fc.note) == ("model", "")
+    without = _without_zero_mass(f, sparse, q)
+    assert np.all(without[:, :2] > 0) and np.all(without[:, 2:] > 0)
+    np.testing.assert_array_equal(fc.values[:, :2], 0.0)
+    np.testing.assert_array_equal(fc.values[:, 2:], without[:, 2:])
+
+
+def _without_zero_mass(f: ModelForecaster, y: np.ndarray, quantiles: list[float]) -> np.ndarray:
+    """The forecast of `y` with the zero-mass step switched off (calibration kept)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model_module, "with_zero_mass", lambda values, _q, _share: values)
+        return f.forecast([y], 60, 4, quantiles)[0].values
 
 
 def test_too_little_past_for_calibration_leaves_the_network_output(tiny_checkpoint: Path):
