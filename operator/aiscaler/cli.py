@@ -16,11 +16,11 @@ from aiscaler import __version__
 
 # name -> module implementing it; the order is the order shown in --help.
 SUBCOMMANDS: dict[str, str] = {
-    "crds": "aiscaler.api.crdgen",
+    "run": "aiscaler.handlers.cli",
+    "simulate": "aiscaler.sim.cli",
     "backtest": "aiscaler.forecast.backtest_cli",
     "train": "aiscaler.forecast.train_cli",
-    "simulate": "aiscaler.sim.cli",
-    "run": "aiscaler.handlers.cli",
+    "crds": "aiscaler.api.crdgen",
 }
 
 DESCRIPTION = """\
