@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from aiscaler.api.inference import InferenceService
 from aiscaler.api.training import TrainingJob
 from aiscaler.core.allocator import plan_cluster
@@ -72,6 +75,10 @@ from aiscaler.settings import Settings
 log = logging.getLogger("aiscaler")
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
+# Series per forecaster call. Each series is forecast from its own history, so batching changes
+# no forecast; it bounds the forecaster's working memory (the model scores 16 past origins per
+# series: one call for 1,000 series ran ~17,000 network rows and raised the peak RSS by ~200 MB).
+FORECAST_BATCH = 128
 RESIZE_HISTORY = 10  # entries kept in a TrainingJob's status
 
 
@@ -334,8 +341,8 @@ def _measure_and_forecast(
         horizon = _horizon_steps(services, pools, op.config.tick_s, step_s)
         try:
             with report.stage("forecast"):
-                results = op.forecaster.forecast(
-                    [h.values for h in histories], step_s, horizon, QUANTILES
+                results = forecast_in_batches(
+                    op.forecaster, [h.values for h in histories], step_s, horizon
                 )
             for name, history, fc in zip(with_history, histories, results, strict=True):
                 forecasts[name] = (fc, history.end)
@@ -363,6 +370,20 @@ def _measure_and_forecast(
             op.telemetry.observed.labels(*s.spec.name.split("/")).set(demand.value)
         observations[s.spec.name] = observed
     return observations
+
+
+def forecast_in_batches(
+    forecaster: Forecaster,
+    histories: Sequence[npt.NDArray[np.float64]],
+    step_s: float,
+    horizon: int,
+    batch: int = FORECAST_BATCH,
+) -> list[Forecast]:
+    """One forecast per history, in order, asking the forecaster for `batch` series at a time."""
+    results: list[Forecast] = []
+    for first in range(0, len(histories), batch):
+        results += forecaster.forecast(histories[first : first + batch], step_s, horizon, QUANTILES)
+    return results
 
 
 def _service_query(s: _Service) -> ServiceQuery:

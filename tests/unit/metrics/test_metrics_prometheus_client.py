@@ -31,6 +31,7 @@ class Replay:
         self.body = b""
         self.delay_s = 0.0
         self.requests: list[tuple[str, dict[str, list[str]], str | None]] = []
+        self.accept_encodings: list[str | None] = []
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ def replay() -> Iterator[tuple[Replay, str]]:
             state.requests.append(
                 (url.path, parse_qs(url.query), self.headers.get("Authorization"))
             )
+            state.accept_encodings.append(self.headers.get("Accept-Encoding"))
             time.sleep(state.delay_s)
             self.send_response(state.status)
             self.send_header("Content-Type", "application/json")
@@ -81,6 +83,8 @@ def test_a_recorded_matrix_answer_is_parsed(replay: tuple[Replay, str]) -> None:
     assert params["query"] == ["up"] and params["step"] == ["60"]
     assert params["start"] == ["1700000480"] and params["end"] == ["1700000600"]
     assert params["timeout"] == ["10.0"]
+    # uncompressed: gzipping a large answer costs Prometheus more than evaluating the query
+    assert state.accept_encodings == ["identity"]
 
 
 @pytest.mark.parametrize(
@@ -179,3 +183,4 @@ def test_measure_sends_the_bearer_token_read_from_its_file_each_tick(
     tokens = [auth for _, _, auth in state.requests]
     assert len(tokens) == 10  # demand, served, queue, latency, gpu; twice
     assert tokens.count("Bearer first") == 5 and tokens.count("Bearer second") == 5
+    assert state.accept_encodings == ["identity"] * 10  # the token adds to the headers

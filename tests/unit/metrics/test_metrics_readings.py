@@ -167,3 +167,31 @@ def test_history_places_points_on_the_grid_and_leaves_gaps_nan() -> None:
     # 100 -> 0, 160 -> 1, 220 missing, 280 is +Inf (missing), 340 -> 4, 400 beyond the grid.
     np.testing.assert_array_equal(history.values, [1.0, 2.0, np.nan, np.nan, 5.0])
     assert history.end == 340.0
+
+
+@pytest.mark.parametrize(
+    ("points", "expected"),
+    [
+        # start 100, step 60: off-grid times go to the nearest grid point (125 -> 0.42 -> 0)
+        (((125.0, 1.0), (185.0, 2.0)), [1.0, 2.0, np.nan]),
+        # exactly half way rounds to even, as round() does: 0.5 -> 0, 1.5 -> 2
+        (((130.0, 1.0), (190.0, 2.0)), [1.0, np.nan, 2.0]),
+        (((40.0, 7.0), (99.0, 3.0)), [3.0, np.nan, np.nan]),  # -1 is before the start: dropped
+        (((100.0, -math.inf), (160.0, math.nan)), [np.nan, np.nan, np.nan]),
+        ((), [np.nan, np.nan, np.nan]),
+    ],
+)
+def test_history_grid_edges(points: tuple[tuple[float, float], ...], expected: list[float]) -> None:
+    np.testing.assert_array_equal(to_history(points, 100.0, 60.0, 3).values, expected)
+
+
+def test_a_bad_sample_deep_in_a_long_series_is_named() -> None:
+    values = [[1000 + i, str(i)] for i in range(500)]
+    values[321] = [1321, "oops"]
+    with pytest.raises(BadResponse, match="oops"):
+        parse_result([{"metric": {}, "values": values}])
+
+
+def test_matrix_points_come_back_ascending() -> None:
+    [series] = parse_result([{"metric": {}, "values": [[2, "2"], [1, "1"], [3, "+Inf"]]}])
+    assert series.points == ((1.0, 1.0), (2.0, 2.0), (3.0, math.inf))
