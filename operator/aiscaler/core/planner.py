@@ -4,15 +4,18 @@ Public API (stable; additive changes only):
 - `plan_service(spec, obs, memory, now, config, node_provisioning_s) -> ServiceDecision`
 - `replicas_needed_within(spec, obs, now, horizon_s, config) -> int | None`
 - `quantile_values(forecast, q) -> (values per step, note)`
+- `planned_level(levels, values, attainment)`, `planned_values(forecast, attainment)`
 - `replicas_for(demand, capacity) -> int`
 The whole cluster (budgets, training jobs, nodes) is planned by `aiscaler.core.allocator`.
 
 How a decision is made (docs/core.md has the full table):
 1. Lead time L = cold start, plus the pool's node provisioning time when the replicas to add do
    not fit on the free GPUs.
-2. Predicted need = max over the window [L, L + tick] of ceil(Q_a / capacity), Q_a the forecast
-   demand quantile at the attainment target a (interpolated between the forecast's quantiles).
-   Replicas the forecast needs before L are kept: one removed now could not be back in time.
+2. Predicted need = max over the window [L, L + tick] of ceil(c / capacity), c the planned
+   demand level: expected unserved demand E[(D - c)+] = (1 - a) E[D], a the attainment target
+   (`planned_level`; attainment counts demand, so this is not the quantile Q_a).
+   Replicas the forecast needs before L, or within the scale-down window after it, are kept:
+   one removed now could not be back in time, and only a lasting drop is followed.
 3. Reactive floor: ceil(observed demand now / capacity) — a forecast miss never leaves the
    service below plain reaction. Reactive mode uses the floor alone.
 4. HPA-style stabilisation, rate limits, then min/max (`aiscaler.core.scaling`).
@@ -23,6 +26,7 @@ Missing, stale, NaN or infinite data never scales down: the planner holds the cu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +66,82 @@ def quantile_values(forecast: Forecast, q: float) -> tuple[npt.NDArray[np.float6
         note = f"quantile {q:g} outside the forecast's {forecast.quantiles}, used {nearest:g}"
     values = np.array([np.interp(q, qs, row) for row in forecast.values], dtype=np.float64)
     return values, note
+
+
+# The demand distribution a forecast row stands for: its quantile function runs linearly between
+# the forecast's quantiles and continues beyond the outer ones as exponential tails (each through
+# the neighbouring quantile; the lower one clipped at zero demand).
+
+FloatArray = npt.NDArray[np.float64]
+_NEWTON_TOLERANCE = 1e-12
+
+
+def planned_level(levels: Sequence[float], values: npt.ArrayLike, attainment: float) -> FloatArray:
+    """Per row of quantile `values` (at `levels`, increasing in (0, 1); values non-decreasing,
+    >= 0), the least capacity c whose expected unserved demand is the share the target allows:
+    E[(D - c)+] = (1 - attainment) * E[D] (0 when no demand is expected).
+
+    Attainment counts demand, not time: planning for the per-step quantile Q_a would keep the
+    chance of any shortfall at 1 - a, which over-provisions (most of a miss is served). Exact
+    for the distribution above: E[(D - c)+] falls with slope -P(D > c), so it is quadratic in c
+    between two quantiles and exponential in the tails."""
+    shape = np.shape(values)[:-1]
+    values = np.asarray(values, dtype=np.float64).reshape(-1, len(levels))
+    p = np.asarray(levels, dtype=np.float64)
+    k, rows = len(levels), np.arange(len(values))
+    lower = upper = np.zeros(len(values))
+    if k > 1:  # tail scales through the neighbouring quantile; none known from one quantile
+        lower = (values[:, 1] - values[:, 0]) / math.log(p[1] / p[0])
+        upper = (values[:, -1] - values[:, -2]) / math.log((1 - p[-2]) / (1 - p[-1]))
+    # E[(D - v_j)+] at every quantile v_j, from the top: the upper tail's mass times its mean
+    # excess, plus each segment above v_j: its width times the mean of P(D > c) over it.
+    at = np.zeros((len(values), k))
+    segments = (values[:, 1:] - values[:, :-1]) * (1 - (p[:-1] + p[1:]) / 2)
+    at[:, :-1] = np.cumsum(segments[:, ::-1], axis=1)[:, ::-1]
+    at += ((1 - p[-1]) * upper)[:, None]
+    # E[D] adds what lies under the lowest quantile (P(D > c) = 1 - p_0 exp(-(v_0 - c) / lower)).
+    safe_lower = np.where(lower > 0, lower, 1.0)
+    mean = at[:, 0] + values[:, 0] - p[0] * lower * (1 - np.exp(-values[:, 0] / safe_lower))
+    target = (1 - attainment) * mean
+    above = (at > target[:, None]).sum(axis=1)  # quantiles whose shortfall exceeds the target
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Beyond the highest quantile: upper * (1 - p_k) * exp(-(c - v_k) / upper) = target.
+        level = values[:, -1] + upper * np.log(upper * (1 - p[-1]) / target)
+        # Between quantiles j - 1 and j, P(D <= c) rises linearly: a quadratic in c.
+        j = np.minimum(np.maximum(above, 1), k - 1)
+        q0, q1, p1 = values[rows, j - 1], values[rows, j], p[j]
+        density = (p1 - p[j - 1]) / (q1 - q0)
+        rest = target - at[rows, j]
+        gap = 2 * rest / ((1 - p1) + np.sqrt((1 - p1) ** 2 + 2 * density * rest))
+    level = np.where(above < k, q1 - gap, level)
+    low = above == 0
+    if low.any():
+        level[low] = _below_lowest(p[0], values[low, 0], lower[low], (target - at[:, 0])[low])
+    result: FloatArray = level.reshape(shape)
+    return result
+
+
+def _below_lowest(p0: float, bottom: FloatArray, lower: FloatArray, rest: FloatArray) -> FloatArray:
+    """The level under the lowest quantile: its distance x below it solves
+    x - p0 * lower * (1 - exp(-x / lower)) = rest (the demand the allowed shortfall still has to
+    cover). Newton from an upper bound descends monotonically: the left side is convex, rising."""
+    tails = lower > 0
+    scale = np.where(tails, lower, 1.0)
+    x = np.where(tails, rest / (1 - p0), rest)
+    for _ in range(100):
+        decay = np.where(tails, np.exp(-x / scale), 0.0)
+        step = (x - p0 * np.where(tails, lower * (1 - decay), 0.0) - rest) / (1 - p0 * decay)
+        x = x - step
+        if np.all(step <= _NEWTON_TOLERANCE * np.maximum(1.0, x)):
+            break
+    result: FloatArray = np.maximum(0.0, bottom - x)
+    return result
+
+
+def planned_values(forecast: Forecast, attainment: float) -> FloatArray:
+    """`planned_level` for every step of the forecast (crossed quantiles are sorted first)."""
+    return planned_level(forecast.quantiles, np.sort(forecast.values, axis=1), attainment)
 
 
 @dataclass(frozen=True)
@@ -141,7 +221,8 @@ class _Prediction:
     replicas: int  # max(kept, window need)
     window_need: int  # need over [L, L + tick]
     lead_time_s: float
-    q_value: float  # Q_a over the window
+    planned: float  # the planned demand level over the window (see planned_level)
+    q_value: float  # Q_a over the window, reported
     p50: float
     note: str
 
@@ -157,6 +238,7 @@ def _predict(
     fc = obs.forecast
     assert fc is not None and obs.forecast_origin is not None  # checked by _forecast_problem
     age = now - obs.forecast_origin
+    planned = planned_values(fc, spec.attainment)
     q_values, note = quantile_values(fc, spec.attainment)
     p50_values, _ = quantile_values(fc, 0.5)
 
@@ -166,22 +248,26 @@ def _predict(
         return Reason.FORECAST_INVALID, (
             f"forecast horizon {fc.horizon * fc.step_s:.0f}s ends before the lead time {lead:.0f}s"
         )
-    need = replicas_for(_peak(q_values, window), capacity)
+    need = replicas_for(_peak(planned, window), capacity)
     to_add_gpus = (need - obs.current_replicas) * spec.gpus_per_replica
     if obs.free_gpus is not None and node_provisioning_s > 0 and to_add_gpus > obs.free_gpus:
         # New replicas wait for a node: plan for the later window too (cold start onwards).
         lead = spec.cold_start_s + node_provisioning_s
         window = _window(fc, age + spec.cold_start_s, age + lead + config.tick_s)
         assert window is not None  # same start as the window above
-        need = replicas_for(_peak(q_values, window), capacity)
+        need = replicas_for(_peak(planned, window), capacity)
 
-    before = _window(fc, age, age + lead + config.tick_s)
+    # A replica removed now is back no sooner than L: keep those the forecast needs until then
+    # and through the scale-down window beyond it (scale down only on a lasting drop).
+    keep_until = age + lead + config.tick_s + spec.scale_down.stabilization_window_s
+    before = _window(fc, age, keep_until)
     assert before is not None  # starts no later than `window`
-    kept = min(obs.current_replicas, replicas_for(_peak(q_values, before), capacity))
+    kept = min(obs.current_replicas, replicas_for(_peak(planned, before), capacity))
     return _Prediction(
         replicas=max(kept, need),
         window_need=need,
         lead_time_s=lead,
+        planned=_peak(planned, window),
         q_value=_peak(q_values, window),
         p50=_peak(p50_values, window),
         note=note,
@@ -310,6 +396,7 @@ def plan_service(
         degraded=problem[0] if problem else None,
         limited=limited,
         memory=new_memory,
+        planned_demand=prediction.planned if prediction else None,
     )
 
 
@@ -326,10 +413,10 @@ def _recommend(
     if prediction is None:  # reactive mode
         reason = Reason.IDLE if floor == 0 else Reason.OBSERVED_DEMAND
         return floor, reason, observed
-    q = f"Q{spec.attainment:g}"
     window = (
-        f"forecast {q} {prediction.q_value:.4g}/s over [{prediction.lead_time_s:.0f}s, "
-        f"+tick] needs {prediction.window_need}"
+        f"forecast demand planned at {prediction.planned:.4g}/s over "
+        f"[{prediction.lead_time_s:.0f}s, +tick] (expected unserved {1 - spec.attainment:.2%}, "
+        f"Q{spec.attainment:g} {prediction.q_value:.4g}/s) needs {prediction.window_need}"
     )
     if prediction.note:
         window += f" ({prediction.note})"
@@ -344,7 +431,8 @@ def _recommend(
             Reason.DEMAND_BEFORE_LEAD_TIME,
             (
                 f"keeping {value}: the forecast needs them before a restarted replica would be "
-                f"ready ({prediction.lead_time_s:.0f}s); {window}"
+                f"ready ({prediction.lead_time_s:.0f}s) or within the scale-down window after; "
+                f"{window}"
             ),
         )
     if obs.current_replicas == 0 and floor == 0:
@@ -359,9 +447,10 @@ def replicas_needed_within(
     horizon_s: float,
     config: PlannerConfig = PlannerConfig(),  # noqa: B008 - frozen, shared safely
 ) -> int | None:
-    """Peak replicas the service needs over [now, now + horizon_s]: the forecast's Q_a (within
-    its horizon) and the observed demand. None when neither is usable (reactive mode uses only
-    the observed demand). Used to reserve GPUs ahead (training shrink, node headroom)."""
+    """Peak replicas the service needs over [now, now + horizon_s]: the forecast's planned
+    demand (`planned_values`, within its horizon) and the observed demand. None when neither
+    is usable (reactive mode uses only the observed demand). Used to reserve GPUs ahead
+    (training shrink, node headroom)."""
     capacity = _capacity(spec)
     if capacity is None:
         return None
@@ -375,6 +464,6 @@ def replicas_needed_within(
         age = now - obs.forecast_origin
         window = _window(fc, age, age + horizon_s)
         if window is not None:
-            q_values, _ = quantile_values(fc, spec.attainment)
-            needs.append(replicas_for(_peak(q_values, window), capacity))
+            planned = planned_values(fc, spec.attainment)
+            needs.append(replicas_for(_peak(planned, window), capacity))
     return max(needs) if needs else None

@@ -205,6 +205,9 @@ class ServiceDecision:
     degraded: Reason | None  # the data problem, if any (Degraded condition)
     limited: Reason | None  # the limit that bound the value, if any (ScalingLimited condition)
     memory: ScaleMemory  # pass back on the next tick
+    # The demand level planned for over the same window: expected unserved demand 1 - a
+    # (planner.planned_level); None when no forecast was used.
+    planned_demand: float | None = None
 
 
 class TrainingMode(StrEnum):

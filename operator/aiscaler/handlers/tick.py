@@ -404,10 +404,14 @@ def _service_query(s: _Service) -> ServiceQuery:
 def _horizon_steps(
     services: Sequence[_Service], pools: Sequence[PoolSpec], tick_s: float, step_s: float
 ) -> int:
-    """Enough steps to cover the longest lead time (cold start + node provisioning) + a tick."""
+    """Steps covering the longest lead time (cold start + node provisioning) + a tick + the
+    scale-down window: the planner keeps replicas the forecast needs within all of it."""
     provisioning = max((p.provisioning_s for p in pools), default=0.0)
-    lead = max((s.spec.cold_start_s for s in services), default=0.0) + provisioning
-    return max(1, math.ceil((lead + tick_s) / step_s) + 1)
+    ahead = max(
+        (s.spec.cold_start_s + s.spec.scale_down.stabilization_window_s for s in services),
+        default=0.0,
+    )
+    return max(1, math.ceil((ahead + provisioning + tick_s) / step_s) + 1)
 
 
 def _free_gpus(op: Operator, pools: Sequence[PoolSpec], report: TickReport) -> dict[str, int]:

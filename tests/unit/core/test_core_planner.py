@@ -1,8 +1,19 @@
 """Table-driven cases for plan_service: one rule per case, values worked by hand.
 
 Defaults (core_cases): capacity 10/s per replica, cold start 120 s, tick 30 s, forecast step
-60 s, so the lead-time window [120 s, 150 s] is forecast row 2 and "before the lead time" is
-rows 0..2; the 0.99 quantile of a row is the number given, the median 0.8x of it.
+60 s, scale-down window 300 s, so the lead-time window [120 s, 150 s] is forecast row 2 and the
+replicas kept are those needed over [0, 450 s], rows 0..7; the 0.99 quantile of a row is the
+number given v, the median 0.8 v.
+
+The planner plans for the level c with expected unserved demand E[(D - c)+] = 1% of E[D]. For
+this fixture's distribution that is c = K v, worked out by hand (planner.planned_level):
+tails: lower scale 0.1 v / ln(0.9 / 0.5) = 0.17013 v, upper 0.1 v / ln(0.1 / 0.01) = 0.04343 v;
+E[D] = 0.5 (0.8 - 0.17013 (1 - e^(-0.8 / 0.17013))) v + 0.4 x 0.85 v + 0.09 x 0.95 v
+       + 0.01 (1 + 0.04343) v = 0.75164 v, so 1% of it is 0.0075164 v;
+E[(D - 0.9 v)+] = 0.09 x 0.05 v + 0.01 (0.1 + 0.04343) v = 0.0059343 v < 0.0075164 v, so c lies
+between 0.8 v and 0.9 v, where P(D <= c) rises by 0.4 over 0.1 v: with r = 0.0015821 v,
+0.9 v - c = 2 r / (0.1 + sqrt(0.1^2 + 2 x (4 / v) r)) = 0.012631 v, K = 0.88737.
+So v = 55 needs ceil(48.8 / 10) = 5 replicas where Q0.99 would have asked for 6.
 """
 
 from __future__ import annotations
@@ -14,7 +25,13 @@ import numpy as np
 import pytest
 from core_cases import NOW, flat, forecast, obs, spec
 
-from aiscaler.core.planner import plan_service, quantile_values, replicas_for
+from aiscaler.core.planner import (
+    plan_service,
+    planned_level,
+    planned_values,
+    quantile_values,
+    replicas_for,
+)
 from aiscaler.core.types import (
     Forecast,
     Mode,
@@ -26,6 +43,7 @@ from aiscaler.core.types import (
     ServiceSpec,
 )
 
+K = 0.88737  # planned level / the number given (see above)
 LOW = [10.0] * 20  # 1 replica everywhere
 
 
@@ -55,16 +73,38 @@ CASES = [
     Case(
         "forecast peak in the lead-time window",
         spec(),
-        obs(3, 20.0, forecast(rows((2, 55.0)))),
-        6,
+        obs(3, 20.0, forecast(rows((2, 65.0)))),
+        6,  # 65 K = 57.7
         Reason.FORECAST_PEAK,
+    ),
+    Case(
+        "planned for expected unserved demand, below the Q0.99 quantile",
+        spec(),
+        obs(3, 20.0, forecast(rows((2, 55.0)))),
+        5,  # 55 K = 48.8 (Q0.99 = 55 would need 6)
+        Reason.FORECAST_PEAK,
+        extra={"planned_demand": 55.0 * K, "forecast_value": 55.0},
     ),
     Case(
         "a peak after the window is not planned for yet",
         spec(),
-        obs(3, 20.0, forecast(rows((4, 95.0)))),
+        obs(3, 20.0, forecast(rows((8, 95.0)))),
         2,
         Reason.OBSERVED_DEMAND,
+    ),
+    Case(
+        "... but replicas it needs within the scale-down window after L are kept",
+        spec(),
+        obs(3, 20.0, forecast(rows((7, 95.0)))),
+        3,
+        Reason.DEMAND_BEFORE_LEAD_TIME,
+    ),
+    Case(
+        "the kept span follows the configured scale-down window (none: up to L + tick)",
+        spec(scale_down=ScalingRules(0.0, None, 100.0, 15.0)),
+        obs(6, 10.0, forecast(rows((3, 60.0)))),
+        1,
+        Reason.FORECAST_PEAK,
     ),
     Case(
         "reactive floor above the forecast",
@@ -346,7 +386,7 @@ CASES = [
     Case(
         "recommend mode decides as predictive",
         spec(mode=Mode.RECOMMEND),
-        obs(3, 20.0, forecast(rows((2, 55.0)))),
+        obs(3, 20.0, forecast(rows((2, 65.0)))),
         6,
         Reason.FORECAST_PEAK,
     ),
@@ -387,35 +427,40 @@ CASES = [
         Reason.FORECAST_PEAK,
     ),
     Case(
-        "... and a fresh origin does not reach that row yet",
+        "... and a fresh origin does not reach that row yet (no scale-up for it)",
         spec(),
-        obs(4, 10.0, forecast(rows((3, 70.0)))),
+        obs(1, 10.0, forecast(rows((3, 70.0)))),
         1,
         Reason.FORECAST_PEAK,
     ),
     Case(
-        "attainment between forecast quantiles is interpolated",
+        "reported Q_a between forecast quantiles is interpolated",
         spec(attainment=0.95),
         obs(10, 10.0, forecast(rows((2, 100.0)))),
-        10,
+        8,  # planned at 95%: 79.67 (worked as K, with 5% of E[D] unserved)
         Reason.FORECAST_PEAK,
         extra={"forecast_value": 100.0 * (0.9 + 0.1 * 0.05 / 0.09)},
     ),
     Case(
-        "attainment above the forecast's quantiles uses the highest",
+        "reported Q_a above the forecast's quantiles uses the highest",
         spec(attainment=0.999),
         obs(3, 10.0, forecast(rows((2, 55.0)))),
-        6,
+        6,  # planned at 99.9%: 54.03 (0.1% of E[D] unserved)
         Reason.FORECAST_PEAK,
         extra={"forecast_value": 55.0},
     ),
     Case(
-        "status reports Q_a and the median over the window",
+        "status reports Q_a, the median and the planned level over the window",
         spec(),
-        obs(3, 10.0, forecast(rows((2, 55.0)))),
+        obs(3, 10.0, forecast(rows((2, 65.0)))),
         6,
         Reason.FORECAST_PEAK,
-        extra={"forecast_value": 55.0, "forecast_p50": 44.0, "recommendation": 6},
+        extra={
+            "forecast_value": 65.0,
+            "forecast_p50": 52.0,
+            "planned_demand": 65.0 * K,
+            "recommendation": 6,
+        },
     ),
 ]
 
@@ -450,7 +495,7 @@ def test_malformed_forecast_holds(malformed: Forecast) -> None:
 
 
 def test_recommend_mode_remembers_no_scale_event() -> None:
-    o = obs(3, 20.0, forecast(rows((2, 55.0))))
+    o = obs(3, 20.0, forecast(rows((2, 65.0))))
     applied = plan_service(spec(), o, ScaleMemory(), NOW)
     recommended = plan_service(spec(mode=Mode.RECOMMEND), o, ScaleMemory(), NOW)
     assert [e.change for e in applied.memory.events] == [3]
@@ -530,3 +575,83 @@ def test_quantile_values_interpolates_between_forecast_quantiles() -> None:
     assert quantile_values(fc, 0.9)[0][0] == 30.0
     low, note = quantile_values(fc, 0.1)
     assert low[0] == 10.0 and "outside" in note
+
+
+SKEWED = ((0.5, 0.9, 0.95, 0.99), (100.0, 150.0, 170.0, 250.0))
+DISTRIBUTIONS = [
+    ((0.5, 0.9, 0.99), (80.0, 90.0, 100.0)),  # the table's fixture, v = 100
+    SKEWED,
+    ((0.5, 0.9, 0.99), (0.0, 0.0, 1.0)),  # demand only in the upper tail
+    ((0.5, 0.9), (10.0, 10.5)),
+    ((0.1, 0.5, 0.9), (5.0, 10.0, 20.0)),
+]
+
+
+def numeric_unserved_share(levels: tuple[float, ...], values: tuple[float, ...], c: float) -> float:
+    """E[(D - c)+] / E[D] by integrating the quantile function over p, written out directly:
+    linear between the quantiles, exponential tails through the neighbouring ones."""
+    # Trapezoids on a grid dense towards both ends, where the tails are steep.
+    ends = np.logspace(-12, -1, 20_000)
+    p = np.unique(np.concatenate([ends, np.linspace(0.1, 0.9, 100_000), 1 - ends]))
+    lower = (values[1] - values[0]) / math.log(levels[1] / levels[0])
+    upper = (values[-1] - values[-2]) / math.log((1 - levels[-2]) / (1 - levels[-1]))
+    q = np.interp(p, levels, values)
+    below, above = p < levels[0], p > levels[-1]
+    q[below] = np.maximum(0.0, values[0] + lower * np.log(p[below] / levels[0]))
+    q[above] = values[-1] + upper * np.log((1 - levels[-1]) / (1 - p[above]))
+    return float(np.trapezoid(np.maximum(q - c, 0.0), p) / np.trapezoid(q, p))
+
+
+@pytest.mark.parametrize(("levels", "values"), DISTRIBUTIONS)
+@pytest.mark.parametrize("attainment", [0.5, 0.9, 0.99, 0.999])
+def test_planned_level_leaves_the_allowed_share_unserved(
+    levels: tuple[float, ...], values: tuple[float, ...], attainment: float
+) -> None:
+    """Wherever it falls (a tail or between two quantiles), the planned level leaves 1 - a of the
+    expected demand unserved, checked by integrating the distribution independently."""
+    c = float(planned_level(levels, values, attainment))
+    share = numeric_unserved_share(levels, values, c)
+    assert share == pytest.approx(1 - attainment, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("levels", "values", "attainment", "level"),
+    [
+        # A point forecast (one quantile, or all equal): E[(v - c)+] = v - c = (1 - a) v.
+        ((0.5,), (10.0,), 0.99, 9.9),
+        ((0.5, 0.9), (10.0, 10.0), 0.99, 9.9),
+        ((0.5, 0.9), (10.0, 10.0), 0.9, 9.0),
+        # No demand expected: nothing planned.
+        ((0.5, 0.9, 0.99), (0.0, 0.0, 0.0), 0.99, 0.0),
+        # The table's fixture (worked in the module docstring).
+        ((0.5, 0.9, 0.99), (80.0, 90.0, 100.0), 0.99, 100 * K),
+    ],
+)
+def test_planned_level_worked_cases(
+    levels: tuple[float, ...], values: tuple[float, ...], attainment: float, level: float
+) -> None:
+    assert float(planned_level(levels, values, attainment)) == pytest.approx(level, rel=1e-4)
+
+
+def test_planned_level_against_the_quantile() -> None:
+    # Right-skewed demand: most of a miss beyond Q0.99 is small, so less than Q0.99 serves 99%.
+    assert float(planned_level(*SKEWED, 0.99)) == pytest.approx(225.15, abs=0.01)
+    # Demand that is mostly zero: 99% of the demand lies in the rare busy case, beyond Q0.99.
+    assert float(planned_level((0.5, 0.9, 0.99), (0.0, 0.0, 1.0), 0.99)) > 1.0
+    # A higher target plans more.
+    levels = [float(planned_level(*SKEWED, a)) for a in (0.5, 0.9, 0.99, 0.999)]
+    assert levels == sorted(levels) and len(set(levels)) == 4
+
+
+def test_planned_level_row_by_row() -> None:
+    """Rows of a forecast are solved independently, whichever piece each falls in."""
+    rows = [(80.0, 90.0, 100.0), (0.0, 0.0, 1.0), (0.0, 0.0, 0.0), (5.0, 5.0, 5.0)]
+    together = planned_level((0.5, 0.9, 0.99), rows, 0.99)
+    alone = [float(planned_level((0.5, 0.9, 0.99), r, 0.99)) for r in rows]
+    assert together.tolist() == pytest.approx(alone)
+    assert alone[2:] == pytest.approx([0.0, 4.95])
+
+
+def test_planned_values_sort_crossed_quantiles() -> None:
+    crossed = Forecast(60.0, (0.5, 0.9, 0.99), np.array([[90.0, 80.0, 100.0]]), "t")
+    assert planned_values(crossed, 0.99)[0] == pytest.approx(100 * K, rel=1e-4)
