@@ -248,14 +248,16 @@ def _predict(
         return Reason.FORECAST_INVALID, (
             f"forecast horizon {fc.horizon * fc.step_s:.0f}s ends before the lead time {lead:.0f}s"
         )
-    need = replicas_for(_peak(planned, window), capacity)
+    level = _peak(planned, window)
+    need = replicas_for(level, capacity)
     to_add_gpus = (need - obs.current_replicas) * spec.gpus_per_replica
     if obs.free_gpus is not None and node_provisioning_s > 0 and to_add_gpus > obs.free_gpus:
         # New replicas wait for a node: plan for the later window too (cold start onwards).
         lead = spec.cold_start_s + node_provisioning_s
         window = _window(fc, age + spec.cold_start_s, age + lead + config.tick_s)
         assert window is not None  # same start as the window above
-        need = replicas_for(_peak(planned, window), capacity)
+        level = _peak(planned, window)
+        need = replicas_for(level, capacity)
 
     # A replica removed now is back no sooner than L: keep those the forecast needs until then
     # and through the scale-down window beyond it (scale down only on a lasting drop).
@@ -267,7 +269,7 @@ def _predict(
         replicas=max(kept, need),
         window_need=need,
         lead_time_s=lead,
-        planned=_peak(planned, window),
+        planned=level,
         q_value=_peak(q_values, window),
         p50=_peak(p50_values, window),
         note=note,

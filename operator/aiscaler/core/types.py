@@ -75,28 +75,6 @@ class Reason(StrEnum):
     REPLICAS_NOT_READY = "ReplicasNotReady"  # Ready False
 
 
-DATA_REASONS = frozenset(
-    {
-        Reason.METRICS_MISSING,
-        Reason.METRICS_STALE,
-        Reason.METRICS_INVALID,
-        Reason.FORECAST_MISSING,
-        Reason.FORECAST_STALE,
-        Reason.FORECAST_INVALID,
-        Reason.CAPACITY_UNKNOWN,
-    }
-)
-LIMIT_REASONS = frozenset(
-    {
-        Reason.SCALE_UP_LIMIT,
-        Reason.SCALE_DOWN_LIMIT,
-        Reason.TOO_FEW_REPLICAS,
-        Reason.TOO_MANY_REPLICAS,
-        Reason.BUDGET_LIMITED,
-    }
-)
-
-
 class Mode(StrEnum):
     PREDICTIVE = "predictive"
     REACTIVE = "reactive"
