@@ -15,14 +15,13 @@ than act on it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
 
 from aiscaler.core.types import Forecast
-from aiscaler.forecast.base import Forecaster
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -134,11 +133,22 @@ def assemble(
     never negative) and sorted so quantiles never cross.
     """
     values = point[:, :, None] + residual_quantiles[:, None, :] * widening[:, :, None]
+    return to_forecasts(values, step_s, quantiles, source, notes)
+
+
+def to_forecasts(
+    values: FloatArray,
+    step_s: float,
+    quantiles: Sequence[float],
+    source: str,
+    notes: Sequence[str],
+) -> list[Forecast]:
+    """One Forecast per row of `values` (n, H, Q), clipped at 0 and sorted along the quantiles."""
     values = np.sort(np.maximum(values, 0.0), axis=2)  # NaN rows stay NaN (sorted to the end)
     qs = tuple(float(q) for q in quantiles)
     return [
         Forecast(step_s=step_s, quantiles=qs, values=values[i], source=source, note=notes[i])
-        for i in range(point.shape[0])
+        for i in range(values.shape[0])
     ]
 
 
@@ -398,11 +408,3 @@ def _initial_season(y: FloatArray, m: int) -> FloatArray:
     # The phase of column c in `padded` is c % m; roll so index p is time index p of `y`.
     per_phase = np.roll(per_phase, -pad, axis=1)
     return np.where(np.isnan(per_phase), 0.0, per_phase)
-
-
-# Name -> constructor with defaults, for command-line and simulator selection.
-BASELINES: dict[str, Callable[[], Forecaster]] = {
-    NaiveForecaster.name: NaiveForecaster,
-    SeasonalNaiveForecaster.name: SeasonalNaiveForecaster,
-    HoltWintersForecaster.name: HoltWintersForecaster,
-}

@@ -40,6 +40,7 @@ from aiscaler.forecast.baselines import (
     season_steps,
     seasonal_naive_points,
     stack_histories,
+    to_forecasts,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -357,12 +358,8 @@ class ModelForecaster:
             out = (median + factor[:, None, None] * (out - median)) * scale[use_net, None, None]
             out = interpolate_quantiles(out, cfg.quantiles, quantiles)
             values[use_net] = with_zero_mass(out, quantiles, zero_share)
-        values = np.sort(np.maximum(values, 0.0), axis=2)
-        qs = tuple(float(q) for q in quantiles)
-        result = [
-            Forecast(step_s, qs, values[i], self.name, "" if use_net[i] else ZERO_NOTE)
-            for i in range(n)
-        ]
+        notes = ["" if use_net[i] else ZERO_NOTE for i in range(n)]
+        result = to_forecasts(values, step_s, quantiles, self.name, notes)
         if short.any():
             idx = [int(i) for i in np.flatnonzero(short)]
             fb = self.fallback.forecast([histories[i] for i in idx], step_s, horizon, quantiles)

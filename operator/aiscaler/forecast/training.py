@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,6 @@ class TrainingWindow:
     """Training part of one series, and the origins a window may end at."""
 
     series: Series
-    step_s: float
     values: FloatArray
     first_origin: int
     last_origin: int
@@ -93,7 +92,7 @@ def training_windows(series: Sequence[Series], cfg: ModelConfig) -> list[Trainin
         end = first_test_index(len(s))  # targets stay strictly before the test part
         first, last = cfg.min_history_steps - 1, end - 1 - cfg.horizon
         if last >= first:
-            out.append(TrainingWindow(s, s.step_s, s.values[:end], first, last))
+            out.append(TrainingWindow(s, s.values[:end], first, last))
     if not out:
         names = ", ".join(s.name for s in series)
         raise ValueError(f"no series is long enough to train on ({names})")
@@ -116,7 +115,7 @@ def sample_batch(
         origins = rng.integers(w.first_origin, w.last_origin + 1, k).astype(np.int64)
         y = w.values[None, :]
         rows = np.zeros(k, dtype=np.int64)
-        recent_lags, seasonal_lags = input_lags(cfg, w.step_s)
+        recent_lags, seasonal_lags = input_lags(cfg, w.series.step_s)
         recent = gather_lags(y, rows, origins, recent_lags)
         seasonal = gather_lags(y, rows, origins, seasonal_lags)
         augment(rng, recent, seasonal, tcfg)
@@ -180,9 +179,7 @@ def train(
     rng = np.random.default_rng(tcfg.seed + rank)
     if init_checkpoint is not None:
         cfg, net = load_checkpoint(init_checkpoint)
-        tcfg = TrainConfig(
-            **{**{f.name: getattr(tcfg, f.name) for f in fields(tcfg)}, "model": cfg}
-        )
+        tcfg = replace(tcfg, model=cfg)
     else:
         cfg = tcfg.model
         net = QuantileMLP(cfg)
@@ -234,10 +231,7 @@ def train(
         "fine_tuned_from": str(init_checkpoint) if init_checkpoint else None,
     }
     if rank == 0:
-        final = ModelConfig(
-            **{**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, "training": record}
-        )
-        save_checkpoint(out_dir, final, net.to("cpu").eval())
+        save_checkpoint(out_dir, replace(cfg, training=record), net.to("cpu").eval())
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aiscaler.core.planner import replicas_for
 from aiscaler.core.scaling import rate_limit, remember, stabilize
 from aiscaler.core.types import ScaleMemory, ScalingRules
 from aiscaler.sim.engine import Demand, SimConfig
@@ -259,7 +260,7 @@ class Static:
 
     def start(self, demand: Demand, config: SimConfig) -> int:
         level = float(np.quantile(demand.rate, self.quantile))
-        self._replicas = max(1, math.ceil(level / config.capacity - 1e-9))
+        self._replicas = max(1, replicas_for(level, config.capacity))
         return self._replicas
 
     def decide(self, now: float, replicas: int, ready: int, free_gpus: int) -> int:

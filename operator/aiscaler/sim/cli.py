@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -13,24 +14,22 @@ BUNDLED_TRACE = "servegen_language_m_mid_5days_10min.csv"
 POLICY_NAMES = ("aiscaler", "hpa", "keda", "kpa", "static", "oracle")
 
 
-def _positive(text: str) -> float:
+def _number(text: str, ok: Callable[[float], bool], expected: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    if not ok(value) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
     return value
+
+
+def _positive(text: str) -> float:
+    return _number(text, lambda v: v > 0, "a positive number")
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
+    return _number(text, lambda v: v >= 0, "a number >= 0")
 
 
 def _fraction(text: str) -> float:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from aiscaler.core.planner import plan_service
+from aiscaler.core.planner import plan_service, replicas_for
 from aiscaler.core.types import (
     DEFAULT_SCALE_DOWN,
     Forecast,
@@ -147,7 +147,7 @@ class Aiscaler:
         )
         self._memory = ScaleMemory()
         first = demand.mean_rate(0.0, 0.0)
-        return max(self.min_replicas, math.ceil(first / config.capacity - 1e-9))
+        return max(self.min_replicas, replicas_for(first, config.capacity))
 
     def decide(self, now: float, replicas: int, ready: int, free_gpus: int) -> int:
         assert self.table is not None  # set by start()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from aiscaler.forecast.baselines import forward_fill
 from aiscaler.forecast.data import TraceError, read_trace
 
 FloatArray = npt.NDArray[np.float64]
@@ -62,8 +63,7 @@ def load_trace(path: str | Path, column: str = "requests") -> Trace:
     if missing[0]:
         raise TraceError(f"trace {path}: {column} has no value in the first row")
     if missing.any():
-        last = np.maximum.accumulate(np.where(missing, 0, np.arange(len(values))))
-        values = values[last]
+        values = forward_fill(values[None, :])[0]
     if kind == "arrivals":
         if len(values) < 4:
             raise TraceError(f"trace {path} has {len(values)} bins; an arrival series needs 4")
