@@ -58,7 +58,15 @@ from aiscaler.handlers.status import (
     write_conditions,
 )
 from aiscaler.handlers.telemetry import Telemetry
-from aiscaler.kube.client import KubeApi, KubeError, NotFound, NotOwned, ScaleState, TargetRef
+from aiscaler.kube.client import (
+    KubeApi,
+    KubeError,
+    Listings,
+    NotFound,
+    NotOwned,
+    ScaleState,
+    TargetRef,
+)
 from aiscaler.kube.manifests import (
     Owner,
     balloon_deployment,
@@ -247,7 +255,7 @@ def _observe_trainings(
     now: float,
     report: TickReport,
 ) -> list[_Training]:
-    jobs_by_namespace: dict[str, dict[str, Mapping[str, Any]] | KubeError] = {}
+    listed: Listings = {}
     trainings: list[_Training] = []
     for body in bodies:
         parsed = parse_training(body, pools)
@@ -259,16 +267,7 @@ def _observe_trainings(
         owned = parsed.spec.template is not None
         try:
             if owned:
-                if namespace not in jobs_by_namespace:
-                    try:
-                        items = op.kube.list("batch/v1", "Job", namespace)
-                        jobs_by_namespace[namespace] = {j["metadata"]["name"]: j for j in items}
-                    except KubeError as exc:
-                        jobs_by_namespace[namespace] = exc
-                listed = jobs_by_namespace[namespace]
-                if isinstance(listed, KubeError):
-                    raise listed
-                job = listed.get(target.name)
+                job = op.kube.list_by_name(listed, "batch/v1", "Job", namespace).get(target.name)
                 workers = int((job or {}).get("spec", {}).get("parallelism") or 0)
             else:
                 job = None
@@ -276,8 +275,9 @@ def _observe_trainings(
         except KubeError as exc:
             _observation_failed(op, body, f"reading {target.kind} {target.name}: {exc}", report)
             continue
-        if _job_finished(job):
-            _write_status(op, body, {"phase": _job_finished(job), "workers": 0}, report)
+        finished = _job_finished(job)
+        if finished:
+            _write_status(op, body, {"phase": finished, "workers": 0}, report)
             continue  # a finished job holds no GPUs and is not planned
         trainings.append(
             _Training(
@@ -491,14 +491,7 @@ def _act_on_service(
         op.telemetry.lead_time.labels(namespace, name).set(d.lead_time_s)
 
     changed = status.get("desiredReplicas") != d.replicas
-    last_decision = status.get("lastDecision")
-    if changed or last_decision is None:
-        last_decision = {
-            "time": timestamp(now),
-            "replicas": d.replicas,
-            "reason": d.reason.value,
-            "message": d.message[:1024],
-        }
+    last_decision = _last_decision(status, changed, now, d.replicas, d.reason.value, d.message)
     previous = read_conditions(status)
     conditions = [
         *service_conditions(d, obs.ready_replicas or 0, previous, now),
@@ -582,14 +575,7 @@ def _act_on_training(
         op.telemetry.decisions.labels("TrainingJob", namespace, name, d.reason.value).inc()
     op.telemetry.desired.labels("TrainingJob", namespace, name).set(d.workers)
     changed = status.get("desiredWorkers") != d.workers
-    last_decision = status.get("lastDecision")
-    if changed or last_decision is None:
-        last_decision = {
-            "time": timestamp(now),
-            "replicas": d.workers,
-            "reason": d.reason.value,
-            "message": d.message[:1024],
-        }
+    last_decision = _last_decision(status, changed, now, d.workers, d.reason.value, d.message)
     previous = read_conditions(status)
     conditions = [
         *training_conditions(d, previous, now),
@@ -620,6 +606,16 @@ def _act_on_training(
             now,
             report=report,
         )
+
+
+def _last_decision(
+    status: Mapping[str, Any], changed: bool, now: float, size: int, reason: str, message: str
+) -> Any:
+    """The status's lastDecision: kept until the desired size changes (or there is none)."""
+    kept = status.get("lastDecision")
+    if kept is not None and not changed:
+        return kept
+    return {"time": timestamp(now), "replicas": size, "reason": reason, "message": message[:1024]}
 
 
 def _act_failed(

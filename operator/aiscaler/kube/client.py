@@ -33,11 +33,6 @@ class KubeError(Exception):
         self.status = status
         self.message = message
 
-    @property
-    def transient(self) -> bool:
-        # Worth retrying: unreachable, throttled, server-side trouble, optimistic-lock conflict.
-        return self.status in (0, 409, 429) or self.status >= 500
-
 
 class NotFound(KubeError):
     pass
@@ -45,6 +40,10 @@ class NotFound(KubeError):
 
 class NotOwned(KubeError):
     """An object exists under the name the operator wants, but the operator does not own it."""
+
+
+# Memo of `KubeApi.list_by_name`: (apiVersion, kind, namespace) -> objects by name, or the error.
+Listings = dict[tuple[str, str, str], dict[str, dict[str, Any]] | KubeError]
 
 
 @dataclass(frozen=True)
@@ -177,6 +176,23 @@ class KubeApi:
         items: list[dict[str, Any]] = listing.get("items", [])
         return items
 
+    def list_by_name(
+        self, listed: Listings, api_version: str, kind: str, namespace: str
+    ) -> dict[str, dict[str, Any]]:
+        """The objects of one kind in a namespace by name, LISTed once per `listed` memo; a
+        failed LIST is remembered too and raised again for every later ask."""
+        key = (api_version, kind, namespace)
+        if key not in listed:
+            try:
+                items = self.list(api_version, kind, namespace)
+                listed[key] = {o["metadata"]["name"]: o for o in items}
+            except KubeError as exc:
+                listed[key] = exc
+        by_name = listed[key]
+        if isinstance(by_name, KubeError):
+            raise by_name
+        return by_name
+
     def read_scales(
         self, targets: Iterable[tuple[str, TargetRef]]
     ) -> dict[tuple[str, TargetRef], ScaleState | KubeError]:
@@ -184,23 +200,12 @@ class KubeApi:
         target's /scale subresource, except apps/v1 workloads, which are read in one LIST per
         namespace and kind (the same numbers, thousands of times cheaper)."""
         result: dict[tuple[str, TargetRef], ScaleState | KubeError] = {}
-        wanted = list(targets)
-        listed: dict[tuple[str, str], dict[str, dict[str, Any]] | KubeError] = {}
-        for namespace, ref in wanted:
+        listed: Listings = {}
+        for namespace, ref in targets:
             key = (namespace, ref)
             try:
                 if ref.api_version == "apps/v1" and ref.kind in APPS_KINDS:
-                    if (namespace, ref.kind) not in listed:
-                        try:
-                            items = self.list("apps/v1", ref.kind, namespace)
-                            listed[(namespace, ref.kind)] = {
-                                o["metadata"]["name"]: o for o in items
-                            }
-                        except KubeError as exc:
-                            listed[(namespace, ref.kind)] = exc
-                    by_name = listed[(namespace, ref.kind)]
-                    if isinstance(by_name, KubeError):
-                        raise by_name
+                    by_name = self.list_by_name(listed, "apps/v1", ref.kind, namespace)
                     if ref.name not in by_name:
                         raise NotFound(404, f"{ref.kind} {namespace}/{ref.name} not found")
                     obj = by_name[ref.name]
