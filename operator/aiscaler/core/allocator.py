@@ -133,6 +133,7 @@ def _cap_service(item: _Service, allowed: int, prior: ScaleMemory, now: float) -
         allowed - item.obs.current_replicas if d.apply else 0,
         spec.scale_up,
         spec.scale_down,
+        d.memory.margin,
     )
     return replace(
         d,
@@ -166,7 +167,8 @@ def _inference_gpus(
         d, spec = item.decision, item.spec
         if d.apply:
             horizon = d.lead_time_s + config.tick_s + ahead_s
-            need = replicas_needed_within(spec, item.obs, now, horizon, config) or 0
+            margin = d.memory.margin.factor
+            need = replicas_needed_within(spec, item.obs, now, horizon, config, margin) or 0
             replicas = max(d.replicas, min(need, spec.max_replicas))
         else:
             replicas = item.obs.current_replicas
@@ -361,7 +363,8 @@ def _plan_nodes(
         d, spec = item.decision, item.spec
         replicas = d.replicas if d.apply else item.obs.current_replicas
         horizon = pool.provisioning_s + config.tick_s
-        need = replicas_needed_within(spec, item.obs, now, horizon, config) or 0
+        margin = d.memory.margin.factor
+        need = replicas_needed_within(spec, item.obs, now, horizon, config, margin) or 0
         now_pods += [spec.gpus_per_replica] * replicas
         lead_pods += [spec.gpus_per_replica] * max(replicas, min(need, spec.max_replicas))
     for (tspec, tobs), td in zip(trainings, training, strict=True):

@@ -16,7 +16,9 @@ How a decision is made (docs/core.md has the full table):
    (`planned_level`; attainment counts demand, so this is not the quantile Q_a).
    Replicas the forecast needs before L, or within the scale-down window after it, are kept:
    one removed now could not be back in time, and only a lasting drop is followed.
-3. Reactive floor: ceil(observed demand now / capacity) — a forecast miss never leaves the
+   Both use the planned levels times the SLO margin m (`aiscaler.core.margin`), learned from
+   whether the latency objective held.
+3. Reactive floor: ceil(m x observed demand now / capacity) — a forecast miss never leaves the
    service below plain reaction. Reactive mode uses the floor alone.
 4. HPA-style stabilisation, rate limits, then min/max (`aiscaler.core.scaling`).
 Missing, stale, NaN or infinite data never scales down: the planner holds the current replicas
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from aiscaler.core.margin import update_margin
 from aiscaler.core.scaling import rate_limit, remember, stabilize
 from aiscaler.core.types import (
     Forecast,
@@ -234,11 +237,12 @@ def _predict(
     now: float,
     config: PlannerConfig,
     node_provisioning_s: float,
+    margin: float,
 ) -> _Prediction | tuple[Reason, str]:
     fc = obs.forecast
     assert fc is not None and obs.forecast_origin is not None  # checked by _forecast_problem
     age = now - obs.forecast_origin
-    planned = planned_values(fc, spec.attainment)
+    planned = planned_values(fc, spec.attainment) * margin
     q_values, note = quantile_values(fc, spec.attainment)
     p50_values, _ = quantile_values(fc, 0.5)
 
@@ -296,8 +300,8 @@ def validate_service(spec: ServiceSpec, obs: ServiceObservation, config: Planner
             problems.append(f"{name}: max_replicas must be >= 0")
     if obs.current_replicas < 0:
         problems.append("current_replicas must be >= 0")
-    if not config.tick_s > 0:
-        problems.append("tick_s must be > 0")
+    if not (config.tick_s > 0 and config.slo_window_s > 0):
+        problems.append("tick_s and slo_window_s must be > 0")
     if problems:
         raise ValueError(f"service {spec.name}: " + "; ".join(problems))
 
@@ -324,6 +328,8 @@ def plan_service(
     current = obs.current_replicas
     predictive = spec.mode in (Mode.PREDICTIVE, Mode.RECOMMEND)
     capacity = _capacity(spec)
+    weight = min(1.0, config.tick_s / config.slo_window_s)
+    margin = update_margin(memory.margin, obs.slo_met, spec.attainment, now, weight)
 
     problem: tuple[Reason, str] | None = None
     floor: int | None = None
@@ -334,11 +340,13 @@ def plan_service(
         problem = _demand_problem(obs, now, config)
         if problem is None:
             assert obs.demand is not None
-            floor = replicas_for(obs.demand, capacity)
+            floor = replicas_for(obs.demand * max(1.0, margin.factor), capacity)
         if predictive:
             forecast_problem = _forecast_problem(obs, now, config)
             if forecast_problem is None:
-                predicted = _predict(spec, obs, capacity, now, config, node_provisioning_s)
+                predicted = _predict(
+                    spec, obs, capacity, now, config, node_provisioning_s, margin.factor
+                )
                 if isinstance(predicted, _Prediction):
                     prediction = predicted
                 else:
@@ -354,7 +362,9 @@ def plan_service(
             message += f"; valid data asks for {recommendation}"
     else:
         assert capacity is not None  # a missing capacity is a problem
-        recommendation, reason, message = _recommend(spec, obs, floor, prediction, capacity)
+        recommendation, reason, message = _recommend(
+            spec, obs, floor, prediction, capacity, margin.factor
+        )
         value, stab_reason = stabilize(
             current, recommendation, memory, now, spec.scale_up, spec.scale_down
         )
@@ -384,6 +394,7 @@ def plan_service(
         value - current if applied else 0,
         spec.scale_up,
         spec.scale_down,
+        margin,
     )
     return ServiceDecision(
         name=spec.name,
@@ -408,10 +419,13 @@ def _recommend(
     floor: int | None,
     prediction: _Prediction | None,
     capacity: float,
+    margin: float,
 ) -> tuple[int, Reason, str]:
     """Unstabilised desired replicas from valid data, with the rule that set them."""
     assert floor is not None and obs.demand is not None
     observed = f"observed {obs.demand:.4g}/s needs {floor} at {capacity:.4g}/s per replica"
+    if margin != 1.0:
+        observed += f" (SLO margin x{margin:.3g})"
     if prediction is None:  # reactive mode
         reason = Reason.IDLE if floor == 0 else Reason.OBSERVED_DEMAND
         return floor, reason, observed
@@ -448,10 +462,12 @@ def replicas_needed_within(
     now: float,
     horizon_s: float,
     config: PlannerConfig = PlannerConfig(),  # noqa: B008 - frozen, shared safely
+    margin: float = 1.0,
 ) -> int | None:
     """Peak replicas the service needs over [now, now + horizon_s]: the forecast's planned
-    demand (`planned_values`, within its horizon) and the observed demand. None when neither
-    is usable (reactive mode uses only the observed demand). Used to reserve GPUs ahead
+    demand (`planned_values`, within its horizon) and the observed demand, with the service's
+    SLO margin (its decision's `memory.margin.factor`) as the planner applies it. None when
+    neither is usable (reactive mode uses only the observed demand). Used to reserve GPUs ahead
     (training shrink, node headroom)."""
     capacity = _capacity(spec)
     if capacity is None:
@@ -459,13 +475,13 @@ def replicas_needed_within(
     needs: list[int] = []
     if _demand_problem(obs, now, config) is None:
         assert obs.demand is not None
-        needs.append(replicas_for(obs.demand, capacity))
+        needs.append(replicas_for(obs.demand * max(1.0, margin), capacity))
     if spec.mode is not Mode.REACTIVE and _forecast_problem(obs, now, config) is None:
         fc = obs.forecast
         assert fc is not None and obs.forecast_origin is not None
         age = now - obs.forecast_origin
         window = _window(fc, age, age + horizon_s)
         if window is not None:
-            planned = planned_values(fc, spec.attainment)
+            planned = planned_values(fc, spec.attainment) * margin
             needs.append(replicas_for(_peak(planned, window), capacity))
     return max(needs) if needs else None

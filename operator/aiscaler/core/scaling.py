@@ -25,6 +25,7 @@ from aiscaler.core.types import (
     ScaleEvent,
     ScaleMemory,
     ScalingRules,
+    SloMargin,
 )
 
 
@@ -106,9 +107,11 @@ def remember(
     change: int,
     up: ScalingRules,
     down: ScalingRules,
+    margin: SloMargin | None = None,
 ) -> ScaleMemory:
-    """The memory after this tick: its recommendation (None: none, e.g. when holding) and its
-    scale change recorded, this tick's earlier records replaced, expired ones dropped."""
+    """The memory after this tick: its recommendation (None: none, e.g. when holding), its
+    scale change and SLO margin (None: the memory's) recorded, this tick's earlier records
+    replaced, expired ones dropped."""
     keep_recs_s = max(up.stabilization_window_s, down.stabilization_window_s)
     keep_events_s = max(up.period_s, down.period_s)
     recs = tuple(r for r in memory.recommendations if now - keep_recs_s < r.time < now)
@@ -117,4 +120,4 @@ def remember(
     events = tuple(e for e in memory.events if now - keep_events_s < e.time < now)
     if change != 0:
         events += (ScaleEvent(time=now, change=change),)
-    return ScaleMemory(recommendations=recs, events=events)
+    return ScaleMemory(recommendations=recs, events=events, margin=margin or memory.margin)

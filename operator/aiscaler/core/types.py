@@ -110,6 +110,9 @@ class PlannerConfig:
     tick_s: float = 30.0  # planning interval: the window is [L, L + tick]
     max_demand_age_s: float = 120.0  # an older demand sample is stale
     max_forecast_age_s: float = 300.0  # a forecast whose origin is older is stale
+    # The window `ServiceObservation.slo_met` is measured over. Ticks closer than it see
+    # overlapping windows, so each counts tick_s / slo_window_s of an update (core.margin).
+    slo_window_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,9 @@ class ServiceObservation:
     forecast_origin: float | None = None  # time of the forecast's last observed point
     ready_replicas: int | None = None  # for the Ready condition and SLO risk; None: = current
     free_gpus: int | None = None  # free GPUs in its pool now; None: not limited (no node wait)
+    # Whether the latency objective held over the last measurement window (the SLO quantile of
+    # the latency within its target); None when not measured. Feeds the learned margin.
+    slo_met: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,16 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
+class SloMargin:
+    """The learned factor on planned demand (`aiscaler.core.margin`), with the tick of its last
+    update and its value before that update (a re-run of the same tick starts from there)."""
+
+    factor: float = 1.0
+    time: float | None = None
+    before: float = 1.0
+
+
+@dataclass(frozen=True)
 class ScaleMemory:
     """Per-service history the planner needs (stabilisation windows, rate-limit periods).
 
@@ -165,6 +181,7 @@ class ScaleMemory:
 
     recommendations: tuple[Recommendation, ...] = ()
     events: tuple[ScaleEvent, ...] = ()
+    margin: SloMargin = SloMargin()
 
 
 @dataclass(frozen=True)

@@ -76,8 +76,9 @@ from aiscaler.kube.manifests import (
     rendezvous_service,
     training_job_resize,
 )
+from aiscaler.metrics.batch import Settings as QuerySettings
 from aiscaler.metrics.errors import MetricError
-from aiscaler.metrics.source import History, JobQuery, MetricsSource, ServiceQuery
+from aiscaler.metrics.source import History, JobQuery, MetricsSource, Reading, ServiceQuery
 from aiscaler.settings import Settings
 
 log = logging.getLogger("aiscaler")
@@ -105,7 +106,10 @@ class Operator:
 
     @property
     def config(self) -> PlannerConfig:
-        return PlannerConfig(tick_s=float(self.settings.tick_seconds))
+        return PlannerConfig(
+            tick_s=float(self.settings.tick_seconds),
+            slo_window_s=float(QuerySettings.window_s),  # the latency readings' window
+        )
 
     def pool_specs(self) -> list[PoolSpec]:
         return [
@@ -361,6 +365,9 @@ def _measure_and_forecast(
             forecast_origin=forecast[1] if forecast else None,
             ready_replicas=s.state.ready_replicas if s.state else 0,
             free_gpus=free.get(s.spec.pool) if s.spec.pool else None,
+            slo_met=slo_met(
+                measured.services[q.key].latency, s.model.spec.slo.latency.target_seconds
+            ),
         )
         if isinstance(demand, MetricError):
             op.telemetry.errors.labels("metrics").inc()
@@ -370,6 +377,14 @@ def _measure_and_forecast(
             op.telemetry.observed.labels(*s.spec.name.split("/")).set(demand.value)
         observations[s.spec.name] = observed
     return observations
+
+
+def slo_met(latency: Reading | None, target_s: float) -> bool | None:
+    """Whether the latency at the SLO quantile was within its target; None when it was not
+    measured (no metric, an error, or NaN: no requests finished in the window)."""
+    if latency is None or isinstance(latency, MetricError) or not math.isfinite(latency.value):
+        return None
+    return latency.value <= target_s
 
 
 def forecast_in_batches(

@@ -104,6 +104,37 @@ def forecast_table(
     return ForecastTable(step, every, quantiles, values, forecaster.name, tuple(notes))
 
 
+class SloProbe:
+    """Whether the latency objective held over each tick, as the operator reads it from the
+    serving engine's latency histogram: the share of the tick's arrivals whose queueing delay was
+    within the target, from a fluid FIFO queue at the simulator's steps, served by the replicas
+    ready at the start of the tick (a pod ready mid-tick is counted from the next one)."""
+
+    def __init__(self, demand: Demand, config: SimConfig) -> None:
+        self._demand, self._config = demand, config
+        self._queue = 0.0  # units waiting
+        self._step = 0  # next simulator step to advance
+        self._ready = 0
+
+    def observe(self, now: float, ready: int) -> bool | None:
+        """Advance to `now` (only the past) and say whether the tick met the objective; None
+        when nothing arrived in it."""
+        d, c = self._demand, self._config
+        end = min(d.n, int(now / d.dt + 1e-9))
+        rate = self._ready * c.capacity  # units/s served
+        arrived = within = 0.0
+        for i in range(self._step, end):
+            units = float(d.rate[i]) * d.dt
+            self._queue = max(0.0, self._queue + units - rate * d.dt)
+            delay = self._queue / rate if rate > 0 else (0.0 if self._queue == 0 else math.inf)
+            arrived += units
+            within += units if delay <= c.slo_delay_s else 0.0
+        self._step, self._ready = max(self._step, end), ready
+        if arrived <= 0:
+            return None
+        return within >= c.slo_attainment * arrived
+
+
 def planning_quantiles(attainment: float) -> tuple[float, ...]:
     """The forecast's quantiles, with the attainment target among them (no interpolation)."""
     return tuple(sorted({*QUANTILES, attainment}))
@@ -146,6 +177,7 @@ class Aiscaler:
             tick_s=self.period_s, max_forecast_age_s=self.table.every_s + self.period_s
         )
         self._memory = ScaleMemory()
+        self._probe = SloProbe(demand, config)
         first = demand.mean_rate(0.0, 0.0)
         return max(self.min_replicas, replicas_for(first, config.capacity))
 
@@ -161,6 +193,7 @@ class Aiscaler:
             forecast_origin=origin,
             ready_replicas=ready,
             free_gpus=free_gpus if self._config.node_provision_s > 0 else None,
+            slo_met=self._probe.observe(now, ready),
         )
         decision = plan_service(
             self._spec, obs, self._memory, now, self._planner, self._config.node_provision_s
