@@ -10,6 +10,7 @@ get no pods, so the assertions are on what the operator writes.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from harness.prometheus import Series
 
+from aiscaler.core.margin import STEP
 from aiscaler.forecast.baselines import HoltWintersForecaster
 from aiscaler.handlers.tick import Operator, TickReport, run_tick
 from aiscaler.kube.client import KubeApi, TargetRef
@@ -443,3 +445,47 @@ def test_a_deployment_of_the_same_name_that_is_not_ours_is_left_alone(
         c for c in status(admin, namespace, "chat")["conditions"] if c["type"] == "Invalid"
     ]
     assert (invalid["status"], invalid["reason"]) == ("True", "TargetNotOwned")
+
+
+def ttft_buckets(namespace: str, service: str, within_s: float, end: float) -> list[Series]:
+    """`vllm:time_to_first_token_seconds_bucket` at 10 requests/s, every request in the bucket
+    ending at `within_s` (so the p95 lies between the bound below it and `within_s`)."""
+    times = [end - HISTORY_S + i * STEP_S for i in range(HISTORY_S // STEP_S + 1)]
+    labels = {"namespace": namespace, "service": service}
+    return [
+        Series(
+            "vllm:time_to_first_token_seconds_bucket",
+            {**labels, "le": le},
+            [(t, (10.0 * (t - times[0]) if count else 0.0)) for t in times],
+        )
+        for le, count in (("0.5", within_s <= 0.5), ("5.0", True), ("+Inf", True))
+    ]
+
+
+def test_a_slow_service_learns_a_margin_and_a_fast_one_does_not(
+    kube_api, namespace, admin, make_operator
+):
+    now = time.time()
+    op, _ = make_operator(
+        [
+            vllm_requests(namespace, "slow", 10.0, now - 10),
+            vllm_requests(namespace, "fast", 10.0, now - 10),
+            *ttft_buckets(namespace, "slow", 5.0, now - 10),  # p95 ~4.8 s: above its 2 s target
+            *ttft_buckets(namespace, "fast", 0.5, now - 10),  # p95 ~0.5 s: within it
+        ]
+    )
+    for name in ("slow", "fast"):
+        kube_api.apply(deployment(name, 1), namespace)
+        kube_api.create(service(name), namespace)
+
+    for _ in range(3):
+        tick(op, admin, namespace)
+
+    slow, fast = (op.memories[f"{namespace}/{n}"].margin.factor for n in ("slow", "fast"))
+    assert fast == 1.0
+    # Three missed ticks, each a quarter step (30 s ticks over the 120 s latency window).
+    assert slow == pytest.approx(math.exp(3 * 0.25 * STEP * 0.99))
+    exposed = op.telemetry.registry.get_sample_value(
+        "aiscaler_slo_margin", {"namespace": namespace, "name": "slow"}
+    )
+    assert exposed == slow

@@ -38,6 +38,12 @@ class Telemetry:
             ["namespace", "name"],
             registry=r,
         )
+        self.slo_margin = Gauge(
+            "aiscaler_slo_margin",
+            "Factor (>= 1) on planned demand, learned from whether the latency objective held.",
+            ["namespace", "name"],
+            registry=r,
+        )
         self.observed = Gauge(
             "aiscaler_observed_demand",
             "Demand observed now (units/s).",

@@ -501,6 +501,7 @@ def _act_on_service(
         op.telemetry.decisions.labels("InferenceService", namespace, name, d.reason.value).inc()
     op.memories[s.spec.name] = d.memory
     op.telemetry.desired.labels("InferenceService", namespace, name).set(d.replicas)
+    op.telemetry.slo_margin.labels(namespace, name).set(d.memory.margin.factor)
     if d.forecast_value is not None:
         op.telemetry.forecast.labels(namespace, name).set(d.forecast_value)
         op.telemetry.lead_time.labels(namespace, name).set(d.lead_time_s)
