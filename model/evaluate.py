@@ -20,6 +20,7 @@ import yaml
 
 from aiscaler.forecast import DEFAULT_CHECKPOINT
 from aiscaler.forecast.backtest import Backtest, backtest, format_table
+from aiscaler.forecast.base import Forecaster
 from aiscaler.forecast.baselines import HoltWintersForecaster, SeasonalNaiveForecaster
 from aiscaler.forecast.data import TraceError, read_trace, resample
 from aiscaler.forecast.model import ModelForecaster
@@ -30,7 +31,7 @@ TARGET_HORIZONS = (5, 15)
 
 def evaluate(config: dict[str, Any], traces_dir: Path, model: ModelForecaster) -> list[Any]:
     """One Backtest per trace, or the error text for a trace that cannot be scored."""
-    forecasters = {
+    forecasters: dict[str, Forecaster] = {
         "aiscaler": model,
         "seasonal_naive": SeasonalNaiveForecaster(),
         "holt_winters": HoltWintersForecaster(),
@@ -93,7 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     config = yaml.safe_load(Path(args.config).read_text())
-    outcomes = evaluate(config, Path(args.traces_dir), ModelForecaster.load(args.model))
+    model = ModelForecaster.load(args.model)
+    # Calibration windows just after history the network trained on flatter its intervals.
+    print(
+        f"checkpoint {args.model}: the latest {model.cfg.holdout_fraction:.0%} of each training "
+        "series' training part was held out of training\n"
+    )
+    outcomes = evaluate(config, Path(args.traces_dir), model)
     scored = [o for o in outcomes if isinstance(o, Backtest)]
     for o in outcomes:
         print(o if isinstance(o, str) else format_table(o), end="\n\n")

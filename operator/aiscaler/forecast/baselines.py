@@ -256,17 +256,20 @@ def seasonal_naive_points(
     horizon: int,
     m: int,
 ) -> FloatArray:
-    """Seasonal-naive point forecasts (k, H) of forward-filled rows at the given origins.
+    """Seasonal-naive point forecasts (k, H) of forward-filled rows at the given origins: what
+    SeasonalNaiveForecaster says from the history up to each origin (the model's shadow scoring
+    compares against exactly this reference, as the backtest does).
 
-    Step h takes the value at origin + h - m * ceil(h / m), the same phase of the latest season
-    before the origin; where that is before the row's first observation, the value at the origin
-    (naive).
+    Where more than one season (m steps) was observed up to the origin, step h takes the value
+    at origin + h - m * ceil(h / m), the same phase of the latest season before the origin;
+    otherwise every step takes the value at the origin (naive).
     """
+    first_observed = np.argmax(~np.isnan(filled), axis=1)[rows]  # leading NaN stay in `filled`
+    seasonal = origins - first_observed + 1 > m
     h = np.arange(1, horizon + 1)
     source = origins[:, None] + h[None, :] - m * np.ceil(h / m).astype(np.int64)[None, :]
     point = filled[rows[:, None], np.maximum(source, 0)]
-    point = np.where(source >= 0, point, np.nan)
-    return np.where(np.isnan(point), filled[rows, origins][:, None], point)
+    return np.where(seasonal[:, None], point, filled[rows, origins][:, None])
 
 
 class HoltWintersForecaster:

@@ -95,6 +95,13 @@ class ModelConfig:
     def median_index(self) -> int:
         return self.quantiles.index(0.5)
 
+    @property
+    def holdout_fraction(self) -> float:
+        """Latest share of each series' training part that was held out of training
+        (`training.holdout_fraction` in config.json). Checkpoints written before the hold-out
+        existed lack it: they trained on all of it, 0.0."""
+        return float(self.training.get("holdout_fraction", 0.0))
+
     def validate(self) -> None:
         q = self.quantiles
         if 0.5 not in q or list(q) != sorted(set(q)) or not all(0 < x < 1 for x in q):

@@ -4,14 +4,23 @@ One script for every machine: the CPU by default; CUDA with bf16 autocast when p
 processes (GPUs or CPU workers) with DistributedDataParallel when started through torchrun
 (WORLD_SIZE > 1). Seeded: the same config, data and world size give the same weights on the CPU.
 
-Each step draws a batch of (series, origin) pairs: series uniformly (so short traces weigh as
-much as long ones), origins uniformly inside the training part, so the targets never reach the
-test part. Augmentations teach the robustness the operator needs: random gaps (missing scrapes),
-short histories (a new service) and a missing seasonal window (less than a day of history).
+Each series' training part (its earlier 75%; the rest is its test part) is split again by time:
+the network trains on the earlier part, and the latest `holdout_fraction` of it is held out of
+gradient steps. The held-out tail serves two purposes: the weights kept are those with the
+lowest pinball loss on it (checkpoint selection against overfitting), and, as the network never
+fitted it, the per-series interval calibration of the predictor (which looks at the history just
+before each forecast origin) sees the errors the network makes on data it did not train on.
+
+Each step draws a batch of (series, origin) pairs: series in proportion to their number of
+origins (to a configurable power), origins uniformly inside the trained part, so the targets
+never reach the held-out tail or the test part. Augmentations teach the robustness the operator
+needs: random gaps (missing scrapes), short histories (a new service) and a missing seasonal
+window (less than a day of history).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +50,8 @@ from aiscaler.forecast.model import (
 FloatArray = npt.NDArray[np.float64]
 # Normalised targets above this are clipped: one burst must not dominate a batch's loss.
 TARGET_CLIP = 100.0
+# Origins per series in the validation set (evenly spread over its held-out tail).
+VALIDATION_ORIGINS = 256
 
 
 @dataclass(frozen=True)
@@ -50,11 +61,20 @@ class TrainConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    # Latest share of each series' training part held out of gradient steps: validation
+    # (checkpoint selection) and honest calibration windows. 0: train on all of it, keep the last
+    # weights.
+    holdout_fraction: float = 0.2
+    # A series is drawn with probability proportional to (number of training origins) ** this:
+    # 1 draws every origin equally often; 0 every series equally often, so that a short series
+    # is seen many times more per point than a long one (on the shipped data: overfitted, and
+    # over-confident just after its training part).
+    length_weight_power: float = 1.0
     gap_probability: float = 0.2  # share of samples that get random missing points
     max_gap_fraction: float = 0.2
     short_history_probability: float = 0.1
     no_season_probability: float = 0.1
-    log_every: int = 500
+    log_every: int = 500  # steps between log lines and validation losses
     model: ModelConfig = field(default_factory=ModelConfig)
 
     @classmethod
@@ -72,12 +92,16 @@ class TrainConfig:
             model_d["quantiles"] = tuple(model_d["quantiles"])
         model = ModelConfig(**model_d)
         model.validate()
-        return cls(model=model, **{k: v for k, v in d.items() if k in known})
+        cfg = cls(model=model, **{k: v for k, v in d.items() if k in known})
+        if not 0 <= cfg.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be in [0, 1), got {cfg.holdout_fraction}")
+        return cfg
 
 
 @dataclass(frozen=True)
 class TrainingWindow:
-    """Training part of one series, and the origins a window may end at."""
+    """The part of one series a window may read (inputs and targets), and the origins a window
+    may end at."""
 
     series: Series
     values: FloatArray
@@ -85,18 +109,56 @@ class TrainingWindow:
     last_origin: int
 
 
-def training_windows(series: Sequence[Series], cfg: ModelConfig) -> list[TrainingWindow]:
-    """Keep the training part of each series; skip (and name) series too short to train on."""
-    out = []
+def first_holdout_index(n_train: int, holdout_fraction: float) -> int:
+    """Index of the first held-out point of a training part of `n_train` points."""
+    return n_train - math.ceil(n_train * holdout_fraction)
+
+
+def split_windows(
+    series: Sequence[Series], cfg: ModelConfig, holdout_fraction: float
+) -> tuple[list[TrainingWindow], list[TrainingWindow]]:
+    """Per series, by time: the trained window (targets before the held-out tail; it cannot read
+    the tail) and the validation window (every target inside the held-out tail; its inputs may
+    reach back into the trained part). A series too short for either is left out of it; no
+    series to train on at all is an error that names them."""
+    trained, validation = [], []
+    first = cfg.min_history_steps - 1
     for s in series:
-        end = first_test_index(len(s))  # targets stay strictly before the test part
-        first, last = cfg.min_history_steps - 1, end - 1 - cfg.horizon
-        if last >= first:
-            out.append(TrainingWindow(s, s.values[:end], first, last))
-    if not out:
+        end = first_test_index(len(s))  # nothing at or after the test part
+        cut = first_holdout_index(end, holdout_fraction)
+        if cut - 1 - cfg.horizon >= first:
+            trained.append(TrainingWindow(s, s.values[:cut], first, cut - 1 - cfg.horizon))
+        v_first, v_last = max(first, cut - 1), end - 1 - cfg.horizon
+        if cut < end and v_last >= v_first:
+            validation.append(TrainingWindow(s, s.values[:end], v_first, v_last))
+    if not trained:
         names = ", ".join(s.name for s in series)
         raise ValueError(f"no series is long enough to train on ({names})")
-    return out
+    return trained, validation
+
+
+def window_samples(
+    w: TrainingWindow,
+    origins: npt.NDArray[np.int64],
+    tcfg: TrainConfig,
+    rng: np.random.Generator | None,
+) -> tuple[npt.NDArray[np.float32], FloatArray, npt.NDArray[np.bool_]]:
+    """Inputs, normalised targets and which samples count, at `origins` of one window;
+    augmented when `rng` is given."""
+    cfg = tcfg.model
+    y = w.values[None, :]
+    rows = np.zeros(len(origins), dtype=np.int64)
+    recent_lags, seasonal_lags = input_lags(cfg, w.series.step_s)
+    recent = gather_lags(y, rows, origins, recent_lags)
+    seasonal = gather_lags(y, rows, origins, seasonal_lags)
+    if rng is not None:
+        augment(rng, recent, seasonal, tcfg)
+    target = gather_lags(y, rows, origins, -np.arange(1, cfg.horizon + 1, dtype=np.int64))
+    x, scale, observed = make_inputs(recent, seasonal, cfg)
+    divisor = np.where(scale > 0, scale, 1.0)[:, None]
+    # The predictor does not call the network for these, so they must not train it.
+    ok = (scale > 0) & (observed >= cfg.min_history_steps) & ~np.isnan(target).any(1)
+    return x, np.clip(target / divisor, 0.0, TARGET_CLIP), ok
 
 
 def sample_batch(
@@ -106,31 +168,29 @@ def sample_batch(
     size: int,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """Inputs (size, n_inputs), normalised targets (size, H) and which samples count."""
-    cfg = tcfg.model
-    which = rng.integers(0, len(windows), size)
+    which = rng.choice(len(windows), size, p=series_probabilities(windows, tcfg))
     xs, ts, ok = [], [], []
     for w_idx in np.unique(which):
         w = windows[int(w_idx)]
         k = int(np.sum(which == w_idx))
         origins = rng.integers(w.first_origin, w.last_origin + 1, k).astype(np.int64)
-        y = w.values[None, :]
-        rows = np.zeros(k, dtype=np.int64)
-        recent_lags, seasonal_lags = input_lags(cfg, w.series.step_s)
-        recent = gather_lags(y, rows, origins, recent_lags)
-        seasonal = gather_lags(y, rows, origins, seasonal_lags)
-        augment(rng, recent, seasonal, tcfg)
-        target = gather_lags(y, rows, origins, -np.arange(1, cfg.horizon + 1, dtype=np.int64))
-        x, scale, observed = make_inputs(recent, seasonal, cfg)
-        divisor = np.where(scale > 0, scale, 1.0)[:, None]
+        x, t, counts = window_samples(w, origins, tcfg, rng)
         xs.append(x)
-        ts.append(np.clip(target / divisor, 0.0, TARGET_CLIP))
-        # The predictor does not call the network for these, so they must not train it.
-        ok.append((scale > 0) & (observed >= cfg.min_history_steps) & ~np.isnan(target).any(1))
+        ts.append(t)
+        ok.append(counts)
     return (
         np.concatenate(xs),
         np.nan_to_num(np.concatenate(ts)).astype(np.float32),
         np.concatenate(ok),
     )
+
+
+def series_probabilities(windows: Sequence[TrainingWindow], tcfg: TrainConfig) -> FloatArray:
+    """How often each window is drawn (see TrainConfig.length_weight_power)."""
+    origins = np.array([w.last_origin - w.first_origin + 1 for w in windows], dtype=np.float64)
+    weights = np.power(origins, tcfg.length_weight_power)
+    out: FloatArray = weights / np.sum(weights)
+    return out
 
 
 def augment(
@@ -155,6 +215,37 @@ def augment(
         seasonal[no_season] = np.nan
 
 
+class Validation:
+    """Fixed, unaugmented samples of every validation window. The loss is the geometric mean
+    over series of each series' mean pinball loss: scale-free, so halving the error of a smooth
+    series (normalised losses ~0.005) counts as much as halving that of a bursty one (~0.1);
+    with an arithmetic mean the bursty series alone would choose the weights."""
+
+    def __init__(
+        self, windows: Sequence[TrainingWindow], tcfg: TrainConfig, device: torch.device
+    ) -> None:
+        self.sets = []
+        for w in windows:
+            count = min(VALIDATION_ORIGINS, w.last_origin - w.first_origin + 1)
+            origins = np.unique(np.linspace(w.first_origin, w.last_origin, count).round())
+            x, t, ok = window_samples(w, origins.astype(np.int64), tcfg, None)
+            if ok.any():
+                self.sets.append(
+                    (
+                        torch.from_numpy(x[ok]).to(device),
+                        torch.from_numpy(t[ok].astype(np.float32)).to(device),
+                    )
+                )
+        self.quantiles = torch.tensor(tcfg.model.quantiles, device=device)
+
+    def loss(self, net: torch.nn.Module) -> float:
+        net.eval()
+        with torch.no_grad():
+            losses = [float(pinball_loss(net(x).float(), t, self.quantiles)) for x, t in self.sets]
+        net.train()
+        return float(np.exp(np.mean(np.log(np.maximum(losses, 1e-12)))))
+
+
 def train(
     series: Sequence[Series],
     tcfg: TrainConfig,
@@ -164,6 +255,8 @@ def train(
 ) -> dict[str, Any]:
     """Train (or fine-tune from `init_checkpoint`) and write the checkpoint folder.
 
+    With a held-out tail (`tcfg.holdout_fraction` > 0) the weights written are those with the
+    lowest validation loss among the ones every `log_every` steps; without one, the last.
     Returns the training record that is also stored under "training" in config.json.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -183,8 +276,10 @@ def train(
     else:
         cfg = tcfg.model
         net = QuantileMLP(cfg)
-    windows = training_windows(series, cfg)
+    windows, validation_windows = split_windows(series, cfg, tcfg.holdout_fraction)
     net.train().to(device)
+    validation = Validation(validation_windows, tcfg, device)
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     model: torch.nn.Module = DistributedDataParallel(net) if world > 1 else net
     opt = torch.optim.AdamW(
         model.parameters(), lr=tcfg.learning_rate, weight_decay=tcfg.weight_decay
@@ -209,12 +304,22 @@ def train(
         opt.step()
         sched.step()
         recent_losses.append(float(loss.detach()))
-        if rank == 0 and (step % tcfg.log_every == 0 or step == tcfg.steps):
+        if step % tcfg.log_every == 0 or step == tcfg.steps:
             mean = sum(recent_losses) / len(recent_losses)
-            log(f"step {step}/{tcfg.steps} pinball {mean:.4f} ({time.monotonic() - started:.0f} s)")
             recent_losses = []
+            line = f"step {step}/{tcfg.steps} pinball {mean:.4f}"
+            if validation.sets:  # every rank holds the same weights and computes the same loss
+                v = validation.loss(net)
+                line += f" validation {v:.4f}"
+                if best is None or v < best[0]:
+                    state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+                    best = (v, step, state)
+            if rank == 0:
+                log(f"{line} ({time.monotonic() - started:.0f} s)")
 
     seconds = time.monotonic() - started
+    if best is not None:
+        net.load_state_dict(best[2])
     record = {
         "series": [f"{w.series.name}:{w.series.column}" for w in windows],
         "steps": tcfg.steps,
@@ -227,7 +332,17 @@ def train(
         else f"cpu ({torch.get_num_threads()} threads)",
         "seconds": round(seconds, 1),
         "parameters": count_parameters(net),
-        "split": f"earlier {1 - TEST_FRACTION:.0%} of each series trains; the rest tests",
+        "split": (
+            f"earlier {1 - TEST_FRACTION:.0%} of each series trains, of which the latest "
+            f"{tcfg.holdout_fraction:.0%} is held out (validation, never a gradient step); "
+            "the rest tests"
+        ),
+        "holdout_fraction": tcfg.holdout_fraction,
+        "validation_series": len(validation.sets),
+        "validation_pinball": round(best[0], 5) if best else None,
+        "selected_step": best[1] if best else tcfg.steps,
+        "weight_decay": tcfg.weight_decay,
+        "length_weight_power": tcfg.length_weight_power,
         "fine_tuned_from": str(init_checkpoint) if init_checkpoint else None,
     }
     if rank == 0:

@@ -13,6 +13,7 @@ from aiscaler.forecast.baselines import (
     check_request,
     forward_fill,
     row_quantiles,
+    seasonal_naive_points,
     stack_histories,
 )
 
@@ -106,6 +107,36 @@ def test_seasonal_naive_falls_back_to_naive_below_one_season_and_says_so():
     assert "shorter than one season (10 steps): used naive" in short.note
     np.testing.assert_array_equal(long.values[:, 0], [15, 16])
     assert long.note == ""
+
+
+@pytest.mark.parametrize(
+    ("length", "leading_gap", "expected"),
+    [
+        # Season of 4 steps, horizon 3; y = t shows where each value comes from. Up to one
+        # season observed: naive (the last value), even where "a season ago" is inside the
+        # history for some steps (length 2-4). More than one season: the same phase.
+        (1, 0, [0, 0, 0]),
+        (2, 0, [1, 1, 1]),
+        (4, 0, [3, 3, 3]),
+        (5, 0, [1, 2, 3]),
+        (9, 0, [5, 6, 7]),
+        (6, 2, [5, 5, 5]),  # 2 missing points before the first observation: 4 observed
+        (7, 2, [3, 4, 5]),
+    ],
+)
+def test_the_shadow_reference_is_what_seasonal_naive_forecasts(length, leading_gap, expected):
+    # The model's shadow scoring (seasonal_naive_points at past origins) must compare against
+    # the forecaster the backtest's relative MASE uses, also on histories shorter than a season.
+    y = np.arange(length, dtype=float)
+    y[:leading_gap] = nan
+    short = np.ones(2)  # a shorter history in the same batch: left-padded rows
+    fc_short, fc = SeasonalNaiveForecaster(season_s=240).forecast([short, y], 60, 3, [0.5])
+    np.testing.assert_array_equal(fc.values[:, 0], expected)
+    filled = forward_fill(stack_histories([short, y]))
+    origin = np.array([filled.shape[1] - 1])
+    for row, forecast in ((0, fc_short), (1, fc)):
+        points = seasonal_naive_points(filled, np.array([row]), origin, 3, 4)
+        np.testing.assert_array_equal(points[0], forecast.values[:, 0])
 
 
 def test_holt_winters_learns_a_clean_seasonal_pattern():

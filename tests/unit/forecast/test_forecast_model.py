@@ -310,3 +310,15 @@ def test_a_series_where_seasonal_naive_did_better_gets_seasonal_naive(tiny_check
     assert fc.source == "seasonal_naive"
     assert "the model's recent error on this series was above seasonal_naive's" in fc.note
     np.testing.assert_array_equal(fc.values[:, 0], [5, 9, 20, 40])
+
+
+def test_a_series_shorter_than_a_season_where_naive_did_better_gets_naive(tiny_checkpoint: Path):
+    # At a 10 s step the tiny model's season (600 s) is 60 steps: 50 points are less than one,
+    # so the reference (as in the backtest) is naive. A level that jumps now and then: naive is
+    # almost always exact, the untrained network is not.
+    y = np.repeat([10.0, 50.0, 20.0, 80.0, 30.0], 10)
+    (fc,) = ModelForecaster.load(tiny_checkpoint).forecast([y], 10, 4, [0.5])
+    assert fc.source == "seasonal_naive"
+    assert "the model's recent error on this series was above seasonal_naive's" in fc.note
+    assert "history shorter than one season (60 steps): used naive" in fc.note
+    np.testing.assert_array_equal(fc.values[:, 0], [30, 30, 30, 30])
