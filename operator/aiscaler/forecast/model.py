@@ -467,18 +467,17 @@ class ModelForecaster:
 def with_zero_mass(
     values: FloatArray, quantiles: Sequence[float], zero_share: FloatArray
 ) -> FloatArray:
-    """Quantiles (n, H, Q) with the levels below the median that series i's share of zeros
+    """Quantiles (n, H, Q) with the levels up to the median that series i's share of zeros
     covers (level <= zero_share[i]) set to 0.
 
     The network's quantiles are continuous, but demand such as arrivals per minute of a rarely
     used service is exactly 0 much of the time: a point mass at 0. When a share p of a series'
-    recent targets was 0, its quantiles at levels <= p are 0. The median and the levels above
-    are left to the network: the point forecast and the quantiles that size capacity are not
-    changed by it (on the benchmark, zeroing the median too helped one bursty trace's point
-    error and hurt another's).
+    recent targets was 0, its quantiles at levels <= p are 0: with p >= 0.5 that includes the
+    median, the point forecast. The levels above the median, which size capacity, are left to
+    the network.
     """
     q = np.asarray(quantiles)[None, :]
-    zero = (q <= zero_share[:, None]) & (q < 0.5)
+    zero = (q <= zero_share[:, None]) & (q <= 0.5)
     return np.where(zero[:, None, :], 0.0, values)
 
 
