@@ -134,8 +134,9 @@ class Slo(ApiModel):
         default=0.99,
         gt=0,
         lt=1,
-        description="Fraction of time the objective must hold, in (0, 1); demand is planned "
-        "at this quantile of the forecast.",
+        description="Fraction of time the objective must hold, in (0, 1). Demand is planned so "
+        "that the expected unserved share is 1 - attainment, and a margin is learned until the "
+        "latency objective misses in at most that share of ticks.",
     )
 
 
