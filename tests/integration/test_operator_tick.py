@@ -462,30 +462,44 @@ def ttft_buckets(namespace: str, service: str, within_s: float, end: float) -> l
     ]
 
 
-def test_a_slow_service_learns_a_margin_and_a_fast_one_does_not(
+def waiting(namespace: str, service: str, requests: float, end: float) -> Series:
+    """`vllm:num_requests_waiting` of one service, constant over the six hours."""
+    times = [end - HISTORY_S + i * STEP_S for i in range(HISTORY_S // STEP_S + 1)]
+    labels = {"namespace": namespace, "service": service}
+    return Series("vllm:num_requests_waiting", labels, [(t, requests) for t in times])
+
+
+def test_a_queueing_service_learns_a_margin_and_others_do_not(
     kube_api, namespace, admin, make_operator
 ):
     now = time.time()
+    end = now - 10
     op, _ = make_operator(
         [
-            vllm_requests(namespace, "slow", 10.0, now - 10),
-            vllm_requests(namespace, "fast", 10.0, now - 10),
-            *ttft_buckets(namespace, "slow", 5.0, now - 10),  # p95 ~4.8 s: above its 2 s target
-            *ttft_buckets(namespace, "fast", 0.5, now - 10),  # p95 ~0.5 s: within it
+            *(vllm_requests(namespace, n, 10.0, end) for n in ("queued", "slow", "fast")),
+            # p95 ~4.8 s, above the 2 s target, with requests waiting: too few replicas.
+            *ttft_buckets(namespace, "queued", 5.0, end),
+            waiting(namespace, "queued", 6.0, end),
+            # As slow, with nothing ever waiting: the engine is slow, replicas would not help.
+            *ttft_buckets(namespace, "slow", 5.0, end),
+            waiting(namespace, "slow", 0.0, end),
+            *ttft_buckets(namespace, "fast", 0.5, end),  # p95 ~0.5 s: within the target
         ]
     )
-    for name in ("slow", "fast"):
+    for name in ("queued", "slow", "fast"):
         kube_api.apply(deployment(name, 1), namespace)
         kube_api.create(service(name), namespace)
 
     for _ in range(3):
         tick(op, admin, namespace)
 
-    slow, fast = (op.memories[f"{namespace}/{n}"].margin.factor for n in ("slow", "fast"))
-    assert fast == 1.0
-    # Three missed ticks, each a quarter step (30 s ticks over the 120 s latency window).
-    assert slow == pytest.approx(math.exp(3 * 0.25 * STEP * 0.99))
-    exposed = op.telemetry.registry.get_sample_value(
-        "aiscaler_slo_margin", {"namespace": namespace, "name": "slow"}
+    queued, slow, fast = (
+        op.memories[f"{namespace}/{n}"].margin.factor for n in ("queued", "slow", "fast")
     )
-    assert exposed == slow
+    assert fast == slow == 1.0
+    # Three missed ticks, each a quarter step (30 s ticks over the 120 s latency window).
+    assert queued == pytest.approx(math.exp(3 * 0.25 * STEP * 0.99))
+    exposed = op.telemetry.registry.get_sample_value(
+        "aiscaler_slo_margin", {"namespace": namespace, "name": "queued"}
+    )
+    assert exposed == queued

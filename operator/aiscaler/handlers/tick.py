@@ -78,7 +78,14 @@ from aiscaler.kube.manifests import (
 )
 from aiscaler.metrics.batch import Settings as QuerySettings
 from aiscaler.metrics.errors import MetricError
-from aiscaler.metrics.source import History, JobQuery, MetricsSource, Reading, ServiceQuery
+from aiscaler.metrics.source import (
+    History,
+    JobQuery,
+    MetricsSource,
+    Reading,
+    Sample,
+    ServiceQuery,
+)
 from aiscaler.settings import Settings
 
 log = logging.getLogger("aiscaler")
@@ -366,7 +373,9 @@ def _measure_and_forecast(
             ready_replicas=s.state.ready_replicas if s.state else 0,
             free_gpus=free.get(s.spec.pool) if s.spec.pool else None,
             slo_met=slo_met(
-                measured.services[q.key].latency, s.model.spec.slo.latency.target_seconds
+                measured.services[q.key].latency,
+                measured.services[q.key].queue,
+                s.model.spec.slo.latency.target_seconds,
             ),
         )
         if isinstance(demand, MetricError):
@@ -379,12 +388,18 @@ def _measure_and_forecast(
     return observations
 
 
-def slo_met(latency: Reading | None, target_s: float) -> bool | None:
-    """Whether the latency at the SLO quantile was within its target; None when it was not
-    measured (no metric, an error, or NaN: no requests finished in the window)."""
+def slo_met(latency: Reading | None, queue: Reading | None, target_s: float) -> bool | None:
+    """Whether the latency at the SLO quantile was within its target, as the planner's SLO margin
+    learns from it. None when it was not measured (no metric, an error, or NaN: no request
+    finished in the window), and when it missed while no request waited in the window: a slow
+    engine or a target it cannot reach, which more replicas would not fix (the margin would
+    otherwise climb to its cap). Without a queue reading a miss counts."""
     if latency is None or isinstance(latency, MetricError) or not math.isfinite(latency.value):
         return None
-    return latency.value <= target_s
+    if latency.value <= target_s:
+        return True
+    idle = isinstance(queue, Sample) and math.isfinite(queue.value) and queue.value <= 0
+    return None if idle else False
 
 
 def forecast_in_batches(

@@ -35,7 +35,7 @@ from aiscaler.metrics.source import (
 class Settings:
     history_step_s: int = 60  # the forecaster's step
     history_points: int = 288  # the forecaster's context length
-    window_s: int = 120  # rate()/last_over_time() window for everything but demand history
+    window_s: int = 120  # rate()/*_over_time() window for everything but demand history
     probe_s: int = 300  # how far back the newest point of a reading is looked for
     probe_step_s: int = 15  # resolution of that look-back
     stale_after_s: float = 90.0  # a newest point older than this is Stale

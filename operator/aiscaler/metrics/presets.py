@@ -169,8 +169,10 @@ def served_query(engine: str, by: Sequence[str], window_s: float) -> str:
 
 
 def queue_query(engine: str, by: Sequence[str], window_s: float) -> str:
+    """Requests waiting: the most seen at any scrape in the window, per pod, summed (a queue
+    that built up and drained within the window still shows)."""
     return _or(
-        f"sum by ({_labels(by)}) (last_over_time({name}[{_s(window_s)}]))"
+        f"sum by ({_labels(by)}) (max_over_time({name}[{_s(window_s)}]))"
         for name in _preset(engine).queue
     )
 
