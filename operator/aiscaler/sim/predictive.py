@@ -106,9 +106,10 @@ def forecast_table(
 
 class SloProbe:
     """Whether the latency objective held over each tick, as the operator reads it from the
-    serving engine's latency histogram: the share of the tick's arrivals whose queueing delay was
-    within the target, from a fluid FIFO queue at the simulator's steps, served by the replicas
-    ready at the start of the tick (a pod ready mid-tick is counted from the next one)."""
+    serving engine's latency histogram: held when at least `slo_attainment` of the tick's
+    arrivals queued within the delay target, in a fluid FIFO queue at the simulator's steps
+    served by the replicas ready at the start of the tick (a pod ready mid-tick counts from the
+    next one)."""
 
     def __init__(self, demand: Demand, config: SimConfig) -> None:
         self._demand, self._config = demand, config
