@@ -503,3 +503,12 @@ def test_a_queueing_service_learns_a_margin_and_others_do_not(
         "aiscaler_slo_margin", {"namespace": namespace, "name": "queued"}
     )
     assert exposed == queued
+    recorded = status(admin, namespace, "queued")["sloMargin"]
+    assert recorded == round(queued, 2)
+    assert status(admin, namespace, "fast")["sloMargin"] == 1.0
+
+    # A restarted operator (no memory) resumes from the recorded margin, not from 1.
+    restarted = Operator(op.kube, op.metrics, op.forecaster, op.settings, namespace)
+    tick(restarted, admin, namespace)
+    resumed = restarted.memories[f"{namespace}/queued"].margin.factor
+    assert resumed == pytest.approx(recorded * math.exp(0.25 * STEP * 0.99))

@@ -261,6 +261,11 @@ class InferenceServiceStatus(ApiModel):
         default=None, description="Capacity of one replica in use."
     )
     cold_start: ColdStartStatus | None = Field(default=None, description="Cold start in use.")
+    slo_margin: float | None = Field(
+        default=None,
+        description="SLO margin in use: the factor (>= 1) on planned demand, learned from whether "
+        "the latency objective held; a restarted operator resumes from it.",
+    )
     last_decision: LastDecision | None = Field(default=None, description="Latest decision.")
     conditions: list[Condition] = conditions_field()
 

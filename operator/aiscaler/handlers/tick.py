@@ -23,6 +23,7 @@ from aiscaler.api.inference import InferenceService
 from aiscaler.api.training import TrainingJob
 from aiscaler.core.allocator import plan_cluster
 from aiscaler.core.conditions import service_conditions, training_conditions
+from aiscaler.core.margin import MAX_MARGIN, MIN_MARGIN
 from aiscaler.core.types import (
     ClusterPlan,
     Forecast,
@@ -33,6 +34,7 @@ from aiscaler.core.types import (
     ServiceDecision,
     ServiceObservation,
     ServiceSpec,
+    SloMargin,
     TrainingDecision,
     TrainingObservation,
     TrainingSpec,
@@ -197,7 +199,7 @@ def run_tick(
                 [(s.spec, observations[s.spec.name]) for s in services],
                 [(t.spec, _training_observation(t)) for t in trainings],
                 pools,
-                op.memories,
+                {**{s.spec.name: restored(s.body) for s in services}, **op.memories},
                 now,
                 op.settings.gpu_budget,
                 op.config,
@@ -388,6 +390,16 @@ def _measure_and_forecast(
     return observations
 
 
+def restored(body: Mapping[str, Any]) -> ScaleMemory:
+    """The memory a service starts with when this process has none for it (a new leader, a
+    restart): the SLO margin its status recorded, if that is a usable one. Stabilisation windows
+    and rate-limit periods start empty, which can only delay a scale-down by one window."""
+    recorded = (body.get("status") or {}).get("sloMargin")
+    if not isinstance(recorded, int | float) or not MIN_MARGIN <= recorded <= MAX_MARGIN:
+        return ScaleMemory()
+    return ScaleMemory(margin=SloMargin(factor=float(recorded)))
+
+
 def slo_met(latency: Reading | None, queue: Reading | None, target_s: float) -> bool | None:
     """Whether the latency at the SLO quantile was within its target, as the planner's SLO margin
     learns from it. None when it was not measured (no metric, an error, or NaN: no request
@@ -538,6 +550,8 @@ def _act_on_service(
         "forecast": settled_forecast(status.get("forecast"), _forecast_status(s, d, fc)),
         "capacity": {"perReplica": s.spec.capacity_per_replica, "learned": False},
         "coldStart": {"seconds": s.spec.cold_start_s, "measured": False},
+        # Rounded: the margin moves a little every tick, the status only when that adds up.
+        "sloMargin": round(d.memory.margin.factor, 2),
         "lastDecision": last_decision,
         "conditions": write_conditions(status.get("conditions"), conditions, generation),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiscaler.handlers.tick import slo_met
+from aiscaler.handlers.tick import restored, slo_met
 from aiscaler.metrics.errors import Empty
 from aiscaler.metrics.source import Reading, Sample
 
@@ -30,3 +30,19 @@ NONE_WAITING = Sample(0.0, 100.0)
 )
 def test_slo_met(latency: Reading | None, queue: Reading | None, expected: bool | None) -> None:
     assert slo_met(latency, queue, 2.0) is expected
+
+
+@pytest.mark.parametrize(
+    ("status", "factor"),
+    [
+        ({"sloMargin": 1.37}, 1.37),  # a restarted operator resumes from the recorded margin
+        ({"sloMargin": 4}, 4.0),
+        ({}, 1.0),  # never recorded: a new service
+        ({"sloMargin": 0.5}, 1.0),  # outside [1, 4]: not one this code wrote; start afresh
+        ({"sloMargin": "1.3"}, 1.0),
+        ({"sloMargin": float("nan")}, 1.0),
+    ],
+)
+def test_a_service_without_memory_resumes_from_its_status(status: dict, factor: float) -> None:
+    assert restored({"status": status}).margin.factor == factor
+    assert restored({}).margin.factor == 1.0
