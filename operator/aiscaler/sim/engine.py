@@ -208,9 +208,7 @@ def evaluate(schedule: Schedule, demand: Demand, config: SimConfig) -> Outcome:
     level = ready_per_step(schedule.pods, dt, n)
     arrivals = demand.rate * dt
     served_max = level * config.capacity * dt
-    # Lindley recursion q_i = max(0, q_{i-1} + a_i - c_i), vectorised on its partial sums.
-    s = np.cumsum(arrivals - served_max)
-    queue = s - np.minimum(0.0, np.minimum.accumulate(s))
+    queue = fluid_queue(arrivals - served_max)
     arrived = np.concatenate([[0.0], np.cumsum(arrivals)])
     departed = arrived - np.concatenate([[0.0], queue])
     departed = np.maximum.accumulate(departed)  # guard rounding: departures never go back
@@ -251,6 +249,15 @@ def evaluate(schedule: Schedule, demand: Demand, config: SimConfig) -> Outcome:
         cold_starts=sum(1 for p in schedule.pods if p.requested_s >= 0),
         ready_replicas=level,
     )
+
+
+def fluid_queue(net: FloatArray, start: float = 0.0) -> FloatArray:
+    """Units waiting at the end of each step of a FIFO fluid queue holding `start` before the
+    first, given `net` = arrivals - what the replicas can serve in each step: Lindley's recursion
+    q_i = max(0, q_{i-1} + net_i), vectorised on its partial sums."""
+    s = np.cumsum(net)
+    queue: FloatArray = s - np.minimum(-start, np.minimum.accumulate(s))
+    return queue
 
 
 def gpu_hours(pods: list[Pod], gpus_per_replica: int) -> float:

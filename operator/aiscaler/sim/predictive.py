@@ -29,7 +29,7 @@ from aiscaler.core.types import (
 )
 from aiscaler.forecast.base import Forecaster
 from aiscaler.sim.baselines import METRIC_WINDOW_S
-from aiscaler.sim.engine import Demand, SimConfig
+from aiscaler.sim.engine import Demand, SimConfig, fluid_queue
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -121,18 +121,18 @@ class SloProbe:
         """Advance to `now` (only the past) and say whether the tick met the objective; None
         when nothing arrived in it."""
         d, c = self._demand, self._config
-        end = min(d.n, int(now / d.dt + 1e-9))
+        end = max(self._step, min(d.n, int(now / d.dt + 1e-9)))
         rate = self._ready * c.capacity  # units/s served
-        arrived = within = 0.0
-        for i in range(self._step, end):
-            units = float(d.rate[i]) * d.dt
-            self._queue = max(0.0, self._queue + units - rate * d.dt)
-            delay = self._queue / rate if rate > 0 else (0.0 if self._queue == 0 else math.inf)
-            arrived += units
-            within += units if delay <= c.slo_delay_s else 0.0
-        self._step, self._ready = max(self._step, end), ready
+        arrivals = d.rate[self._step : end] * d.dt
+        queue = fluid_queue(arrivals - rate * d.dt, self._queue)
+        if len(queue):
+            self._queue = float(queue[-1])
+        self._step, self._ready = end, ready
+        arrived = float(arrivals.sum())
         if arrived <= 0:
             return None
+        # A step's arrivals wait behind the queue at its end: queue / rate seconds.
+        within = float(arrivals[queue <= c.slo_delay_s * rate].sum())
         return within >= c.slo_attainment * arrived
 
 
