@@ -340,7 +340,7 @@ def plan_service(
         problem = _demand_problem(obs, now, config)
         if problem is None:
             assert obs.demand is not None
-            floor = replicas_for(obs.demand * max(1.0, margin.factor), capacity)
+            floor = replicas_for(obs.demand * margin.factor, capacity)
         if predictive:
             forecast_problem = _forecast_problem(obs, now, config)
             if forecast_problem is None:
@@ -475,7 +475,7 @@ def replicas_needed_within(
     needs: list[int] = []
     if _demand_problem(obs, now, config) is None:
         assert obs.demand is not None
-        needs.append(replicas_for(obs.demand * max(1.0, margin), capacity))
+        needs.append(replicas_for(obs.demand * margin, capacity))
     if spec.mode is not Mode.REACTIVE and _forecast_problem(obs, now, config) is None:
         fc = obs.forecast
         assert fc is not None and obs.forecast_origin is not None

@@ -199,7 +199,7 @@ def run_tick(
                 [(s.spec, observations[s.spec.name]) for s in services],
                 [(t.spec, _training_observation(t)) for t in trainings],
                 pools,
-                {**{s.spec.name: restored(s.body) for s in services}, **op.memories},
+                {s.spec.name: op.memories.get(s.spec.name) or restored(s.body) for s in services},
                 now,
                 op.settings.gpu_budget,
                 op.config,
