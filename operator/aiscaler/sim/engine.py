@@ -202,8 +202,16 @@ def ready_per_step(pods: list[Pod], dt: float, n: int) -> FloatArray:
     return (np.cumsum(whole) + part)[:n]
 
 
-def evaluate(schedule: Schedule, demand: Demand, config: SimConfig) -> Outcome:
-    """Serve the demand with the schedule's ready pods through a FIFO fluid queue and measure."""
+def evaluate(
+    schedule: Schedule, demand: Demand, config: SimConfig, since_s: float | None = None
+) -> Outcome:
+    """Serve the demand with the schedule's ready pods through a FIFO fluid queue and measure.
+
+    With `since_s` only what happens from then on is measured: the demand arriving at or
+    after it, the GPU time billed after it, the pods requested after it (the queue it inherits
+    still counts). Forecasters are compared on a trace's test part this way: the policy sees the
+    whole history, the score covers only the part no checkpoint was trained on. Scale events
+    and `ready_replicas` are always those of the whole run."""
     dt, n = demand.dt, demand.n
     level = ready_per_step(schedule.pods, dt, n)
     arrivals = demand.rate * dt
@@ -230,23 +238,27 @@ def evaluate(schedule: Schedule, demand: Demand, config: SimConfig) -> Outcome:
     delay[delay < 1e-6] = 0.0  # rounding noise of the cumulative sums, not waiting
 
     hit = delay <= config.slo_delay_s + 1e-9
+    start = -math.inf if since_s is None else since_s
+    measured = t_arrive >= start
+    weight = np.where(measured, weight, 0.0)
     total = float(weight.sum())
     attainment = float(weight[hit].sum() / total) if total > 0 else 1.0
 
     window = max(1, round(WORST_WINDOW_S / dt)) * SAMPLES_PER_STEP
-    group = np.arange(len(weight)) // window
+    first = int(np.argmax(measured))  # windows start at since_s
+    group = np.maximum(0, np.arange(len(weight)) - first) // window
     w_total = np.bincount(group, weights=weight)
     w_hit = np.bincount(group, weights=weight * hit)
     has = w_total > 0
     worst = float(np.min(w_hit[has] / w_total[has])) if has.any() else 1.0
 
     return Outcome(
-        gpu_hours=gpu_hours(schedule.pods, config.gpus_per_replica),
+        gpu_hours=gpu_hours(schedule.pods, config.gpus_per_replica, since_s),
         slo_attainment=attainment,
         p99_delay_s=weighted_p99(np.minimum(delay, demand.duration_s), weight),
         worst_5min_attainment=worst,
         scale_events=schedule.scale_events,
-        cold_starts=sum(1 for p in schedule.pods if p.requested_s >= 0),
+        cold_starts=sum(1 for p in schedule.pods if p.requested_s >= max(0.0, start)),
         ready_replicas=level,
     )
 
@@ -260,9 +272,12 @@ def fluid_queue(net: FloatArray, start: float = 0.0) -> FloatArray:
     return queue
 
 
-def gpu_hours(pods: list[Pod], gpus_per_replica: int) -> float:
-    """Billing runs from the scale-up request to termination (warm-up and drain are paid)."""
-    return sum(p.billed_until_s - p.requested_s for p in pods) * gpus_per_replica / 3600.0
+def gpu_hours(pods: list[Pod], gpus_per_replica: int, since_s: float | None = None) -> float:
+    """Billing runs from the scale-up request to termination (warm-up and drain are paid); with
+    `since_s`, only what is billed from then on."""
+    start = -math.inf if since_s is None else since_s
+    billed = sum(max(0.0, p.billed_until_s - max(p.requested_s, start)) for p in pods)
+    return billed * gpus_per_replica / 3600.0
 
 
 def weighted_p99(delay: FloatArray, weight: FloatArray) -> float:

@@ -83,6 +83,34 @@ def test_enough_capacity_meets_the_slo_and_work_never_served_is_late() -> None:
     assert starved.p99_delay_s == pytest.approx(30.0)  # capped at the trace duration
 
 
+@pytest.mark.parametrize(
+    ("since_s", "attainment", "worst", "gpu_seconds", "cold_starts"),
+    [
+        # The whole run: of the 40 units of the first 20 s (2 units/s on one replica), the one
+        # arriving at t waits t (FIFO at 1/s): 1 of their 8 samples is within 2 s; the 20 units
+        # after 40 s are on time, and all of it is one 5-minute window.
+        (None, 25 / 60, 25 / 60, 90 + 50 + 15, 2),
+        # From 40 s the backlog is gone and every unit is on time; only the GPU time billed from
+        # 40 s and the pod requested after it count.
+        (40.0, 1.0, 1.0, 20 + 20 + 15, 1),
+        # Nothing arrives after the end: nothing to miss, nothing billed.
+        (60.0, 1.0, 1.0, 0, 0),
+    ],
+)
+def test_measuring_from_a_time_counts_only_what_happens_from_then_on(
+    since_s, attainment, worst, gpu_seconds, cold_starts
+) -> None:
+    demand = Demand(np.array([2.0, 2.0, 0.0, 0.0, 1.0, 1.0]), bin_s=10)
+    config = SimConfig(capacity=1.0, slo_delay_s=2.0)
+    pods = [Pod(-30.0, 0.0, 60.0, 60.0), Pod(10.0, 40.0, 60.0, 60.0), Pod(45.0, 60.0, 60.0, 60.0)]
+    out = evaluate(Schedule(pods, 2), demand, config, since_s=since_s)
+    assert out.slo_attainment == pytest.approx(attainment)
+    assert out.worst_5min_attainment == pytest.approx(worst)
+    assert out.gpu_hours == pytest.approx(gpu_seconds / 3600)
+    assert out.cold_starts == cold_starts
+    assert out.scale_events == 2  # always the whole run's
+
+
 def test_scale_up_waits_the_cold_start_and_is_billed_from_the_request() -> None:
     demand = Demand(np.zeros(10), bin_s=10)  # 100 s
     config = SimConfig(capacity=1.0, cold_start_s=30.0)
