@@ -120,7 +120,7 @@ def test_the_weights_kept_are_those_with_the_lowest_validation_loss(
     seen: list[dict[str, np.ndarray]] = []
 
     def scripted_loss(self: Validation, net: torch.nn.Module) -> float:
-        seen.append({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
+        seen.append({k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()})
         return next(scripted)
 
     monkeypatch.setattr(Validation, "loss", scripted_loss)
