@@ -253,7 +253,7 @@ def evaluate(
     worst = float(np.min(w_hit[has] / w_total[has])) if has.any() else 1.0
 
     return Outcome(
-        gpu_hours=gpu_hours(schedule.pods, config.gpus_per_replica, since_s),
+        gpu_hours=gpu_hours(schedule.pods, config.gpus_per_replica, start),
         slo_attainment=attainment,
         p99_delay_s=weighted_p99(np.minimum(delay, demand.duration_s), weight),
         worst_5min_attainment=worst,
@@ -272,11 +272,10 @@ def fluid_queue(net: FloatArray, start: float = 0.0) -> FloatArray:
     return queue
 
 
-def gpu_hours(pods: list[Pod], gpus_per_replica: int, since_s: float | None = None) -> float:
-    """Billing runs from the scale-up request to termination (warm-up and drain are paid); with
-    `since_s`, only what is billed from then on."""
-    start = -math.inf if since_s is None else since_s
-    billed = sum(max(0.0, p.billed_until_s - max(p.requested_s, start)) for p in pods)
+def gpu_hours(pods: list[Pod], gpus_per_replica: int, since_s: float = -math.inf) -> float:
+    """Billing runs from the scale-up request to termination (warm-up and drain are paid); only
+    what is billed from `since_s` on counts."""
+    billed = sum(max(0.0, p.billed_until_s - max(p.requested_s, since_s)) for p in pods)
     return billed * gpus_per_replica / 3600.0
 
 
