@@ -1,12 +1,14 @@
 """Forecaster benchmark: speed on one CPU core, and the decision value of the model.
 
     .venv/bin/python bench/forecast_bench.py [--model model/checkpoint] [--traces DIR]
+        [--decision-trace FILE:COLUMN ...] [--skip-speed | --skip-decision]
 
 1. Speed (one thread): importing torch, loading the checkpoint, and one batched forecast of
    1,000 series (1 day + 3 h of history at 60 s, 30 steps, 4 quantiles) for the model, seasonal
    naive and Holt-Winters; medians of 5 runs.
 2. Decision value: `aiscaler simulate` machinery (aiscaler.sim) with the `aiscaler` policy fed
-   by the model and by Holt-Winters, side by side with the oracle, on a few traces at the
+   by the model and by Holt-Winters, side by side with the oracle, on a few traces (or those
+   given with --decision-trace, e.g. the service a checkpoint was fine-tuned on) at the
    default cold start (120 s), SLO attainment goal 0.99. Each run is scored twice: over the
    whole trace, and over its test part only (the last 25%, which no checkpoint trained on; the
    policy still sees the history before it). Checkpoints trained on a trace's earlier part are
@@ -20,7 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 T0 = time.perf_counter()
@@ -77,7 +79,9 @@ def speed(model_path: Path) -> None:
         print(f"{name:<16} 1000 series x 30 steps: {s * 1000:8.1f} ms ({s / base:.1f}x the model)")
 
 
-def decision_value(model_path: Path, traces: Path) -> None:
+def decision_value(
+    model_path: Path, traces: Path, files: Sequence[tuple[str, str]] = DECISION_TRACES
+) -> None:
     from aiscaler.forecast.data import first_test_index
     from aiscaler.sim.engine import Demand, Schedule, SimConfig, evaluate, run_policy
     from aiscaler.sim.oracle import oracle_schedule
@@ -86,7 +90,7 @@ def decision_value(model_path: Path, traces: Path) -> None:
 
     model = ModelForecaster.load(model_path)
     print(f"\n{'trace':<38}{'forecaster':<14}{'part':<7}{'GPU-h':>9}{'/oracle':>9}{'attain':>9}")
-    for file, column in DECISION_TRACES:
+    for file, column in files:
         trace = load_trace(traces / file, column)
         config = SimConfig(capacity=default_capacity(trace.rate))
         demand = Demand(trace.rate, trace.bin_s)
@@ -110,13 +114,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--traces", type=Path, default=Path("../shared/data/traces"))
-    parser.add_argument("--skip-decision", action="store_true", help="speed only")
+    parser.add_argument(
+        "--decision-trace",
+        type=file_and_column,
+        action="append",
+        metavar="FILE:COLUMN",
+        help="a trace under --traces for the decision value (repeatable; default: "
+        + ", ".join(f"{f}:{c}" for f, c in DECISION_TRACES)
+        + ")",
+    )
+    skip = parser.add_mutually_exclusive_group()
+    skip.add_argument("--skip-decision", action="store_true", help="speed only")
+    skip.add_argument("--skip-speed", action="store_true", help="decision value only")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    speed(args.model)
+    if not args.skip_speed:
+        speed(args.model)
     if not args.skip_decision:
-        decision_value(args.model, args.traces)
+        decision_value(args.model, args.traces, args.decision_trace or DECISION_TRACES)
     return 0
+
+
+def file_and_column(text: str) -> tuple[str, str]:
+    file, sep, column = text.rpartition(":")
+    if not sep or not file or not column:
+        raise argparse.ArgumentTypeError(f"expected FILE:COLUMN, got {text!r}")
+    return file, column
 
 
 if __name__ == "__main__":
