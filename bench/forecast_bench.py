@@ -79,9 +79,7 @@ def speed(model_path: Path) -> None:
         print(f"{name:<16} 1000 series x 30 steps: {s * 1000:8.1f} ms ({s / base:.1f}x the model)")
 
 
-def decision_value(
-    model_path: Path, traces: Path, files: Sequence[tuple[str, str]] = DECISION_TRACES
-) -> None:
+def decision_value(model_path: Path, traces: Path, files: Sequence[tuple[str, str]]) -> None:
     from aiscaler.forecast.data import first_test_index
     from aiscaler.sim.engine import Demand, Schedule, SimConfig, evaluate, run_policy
     from aiscaler.sim.oracle import oracle_schedule
