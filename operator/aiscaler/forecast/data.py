@@ -107,6 +107,6 @@ def resample(series: Series, step_s: float) -> Series:
     return Series(f"{series.name}@{step_s:g}s", series.column, step_s, series.start_s, means)
 
 
-def first_test_index(n: int) -> int:
+def first_test_index(n: int, test_fraction: float = TEST_FRACTION) -> int:
     """Index of the first test point of a series of `n` points (earlier points train)."""
-    return n - math.ceil(n * TEST_FRACTION)
+    return n - math.ceil(n * test_fraction)

@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", help="checkpoint folder to fine-tune from (its shape is kept)")
     parser.add_argument("--steps", type=int, help="optimisation steps (overrides the config)")
     parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        help="latest share of each series never trained on (default 0.25, kept for evaluation; "
+        "0 for a fine-tune that should learn from the most recent history)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     prom = parser.add_argument_group("Prometheus history (instead of or besides --trace)")
     prom.add_argument("--prometheus-url", help="e.g. http://prometheus:9090")
@@ -68,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
             settings["steps"] = args.steps
         if args.seed is not None:
             settings["seed"] = args.seed
+        if args.test_fraction is not None:
+            settings["test_fraction"] = args.test_fraction
         tcfg = TrainConfig.from_dict(settings)
         record = train(series, tcfg, args.out, init_checkpoint=args.init)
     except (TraceError, ValueError, OSError, yaml.YAMLError) as e:

@@ -4,7 +4,8 @@ One script for every machine: the CPU by default; CUDA with bf16 autocast when p
 processes (GPUs or CPU workers) with DistributedDataParallel when started through torchrun
 (WORLD_SIZE > 1). Seeded: the same config, data and world size give the same weights on the CPU.
 
-Each series' training part (its earlier 75%; the rest is its test part) is split again by time:
+Each series' training part (its earlier 75%; the rest is its test part, for evaluation; a
+production fine-tune sets `test_fraction` to 0) is split again by time:
 the network trains on the earlier part, and the latest `holdout_fraction` of it is held out of
 gradient steps. The held-out tail serves two purposes: the weights kept are those with the
 lowest pinball loss on it (checkpoint selection against overfitting), and, as the network never
@@ -70,6 +71,10 @@ class TrainConfig:
     # is seen many times more per point than a long one (on the shipped data: overfitted, and
     # over-confident just after its training part).
     length_weight_power: float = 1.0
+    # Latest share of each series kept out of training altogether: its test part, for evaluation
+    # (model/evaluate.py, `aiscaler backtest`). 0 for a production fine-tune, which should learn
+    # from the most recent history (the hold-out still picks the weights).
+    test_fraction: float = TEST_FRACTION
     gap_probability: float = 0.2  # share of samples that get random missing points
     max_gap_fraction: float = 0.2
     short_history_probability: float = 0.1
@@ -95,6 +100,8 @@ class TrainConfig:
         cfg = cls(model=model, **{k: v for k, v in d.items() if k in known})
         if not 0 <= cfg.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be in [0, 1), got {cfg.holdout_fraction}")
+        if not 0 <= cfg.test_fraction < 1:
+            raise ValueError(f"test_fraction must be in [0, 1), got {cfg.test_fraction}")
         return cfg
 
 
@@ -115,7 +122,10 @@ def first_holdout_index(n_train: int, holdout_fraction: float) -> int:
 
 
 def split_windows(
-    series: Sequence[Series], cfg: ModelConfig, holdout_fraction: float
+    series: Sequence[Series],
+    cfg: ModelConfig,
+    holdout_fraction: float,
+    test_fraction: float = TEST_FRACTION,
 ) -> tuple[list[TrainingWindow], list[TrainingWindow]]:
     """Per series, by time: the trained window (targets before the held-out tail; it cannot read
     the tail) and the validation window (every target inside the held-out tail; its inputs may
@@ -124,7 +134,7 @@ def split_windows(
     trained, validation = [], []
     first = cfg.min_history_steps - 1
     for s in series:
-        end = first_test_index(len(s))  # nothing at or after the test part
+        end = first_test_index(len(s), test_fraction)  # nothing at or after the test part
         cut = first_holdout_index(end, holdout_fraction)
         if cut - 1 - cfg.horizon >= first:
             trained.append(TrainingWindow(s, s.values[:cut], first, cut - 1 - cfg.horizon))
@@ -276,7 +286,9 @@ def train(
     else:
         cfg = tcfg.model
         net = QuantileMLP(cfg)
-    windows, validation_windows = split_windows(series, cfg, tcfg.holdout_fraction)
+    windows, validation_windows = split_windows(
+        series, cfg, tcfg.holdout_fraction, tcfg.test_fraction
+    )
     net.train().to(device)
     validation = Validation(validation_windows, tcfg, device)
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
@@ -333,11 +345,12 @@ def train(
         "seconds": round(seconds, 1),
         "parameters": count_parameters(net),
         "split": (
-            f"earlier {1 - TEST_FRACTION:.0%} of each series trains, of which the latest "
+            f"earlier {1 - tcfg.test_fraction:.0%} of each series trains, of which the latest "
             f"{tcfg.holdout_fraction:.0%} is held out (validation, never a gradient step); "
             "the rest tests"
         ),
         "holdout_fraction": tcfg.holdout_fraction,
+        "test_fraction": tcfg.test_fraction,
         "validation_series": len(validation.sets),
         "validation_pinball": round(best[0], 5) if best else None,
         "selected_step": best[1] if best else tcfg.steps,

@@ -55,6 +55,17 @@ def test_train_from_a_trace_csv_writes_a_checkpoint(tmp_path: Path, tiny_checkpo
     assert "checkpoint written" in capsys.readouterr().out
 
 
+def test_a_fine_tune_may_train_on_the_latest_history(tmp_path: Path, tiny_checkpoint: Path):
+    trace = write_trace(tmp_path / "t.csv", daily_like(300, 10))
+    out = tmp_path / "recent"
+    argv = ["train", "--trace", str(trace), "--out", str(out), "--steps", "3",
+            "--init", str(tiny_checkpoint), "--test-fraction", "0"]  # fmt: skip
+    assert main(argv) == 0
+    cfg, _ = load_checkpoint(out)
+    assert cfg.training["test_fraction"] == 0.0
+    assert cfg.training["split"].startswith("earlier 100% of each series trains")
+
+
 def test_train_without_data_says_so(tmp_path: Path, capsys):
     assert main(["train", "--out", str(tmp_path / "x")]) == 2
     assert "nothing to train on" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -53,6 +54,15 @@ def test_the_held_out_tail_is_the_latest_part_of_the_training_part(n, fraction, 
     assert held.first_origin + 1 == cut
     assert held.last_origin + TINY.horizon == first_test_index(n) - 1
     assert len(held.values) == first_test_index(n)
+
+
+@pytest.mark.parametrize(("test_fraction", "end"), [(0.25, 150), (0.1, 180), (0.0, 200)])
+def test_the_test_part_is_never_read_and_may_be_empty(test_fraction, end):
+    (trained,), (held,) = split_windows([_series(200)], TINY, 0.2, test_fraction)
+    assert len(trained.values) == end - math.ceil(end * 0.2)  # stops before the held-out tail
+    # Validation reads up to the test part; without one, up to the latest point.
+    assert len(held.values) == end
+    assert held.last_origin + TINY.horizon == end - 1
 
 
 def test_a_tail_shorter_than_the_horizon_gives_no_validation_window():
@@ -205,6 +215,8 @@ def test_fine_tuning_keeps_the_checkpoint_shape(tmp_path: Path, tiny_checkpoint:
         ({"model": {"hiden": 3}}, "unknown model settings: \\['hiden'\\]"),
         ({"holdout_fraction": 1.0}, "holdout_fraction must be in \\[0, 1\\), got 1.0"),
         ({"holdout_fraction": -0.1}, "holdout_fraction must be in \\[0, 1\\), got -0.1"),
+        ({"test_fraction": 1.0}, "test_fraction must be in \\[0, 1\\), got 1.0"),
+        ({"test_fraction": -0.1}, "test_fraction must be in \\[0, 1\\), got -0.1"),
     ],
 )
 def test_config_typos_are_refused(settings, message):
