@@ -347,7 +347,7 @@ def train(
         "split": (
             f"earlier {1 - tcfg.test_fraction:.0%} of each series trains, of which the latest "
             f"{tcfg.holdout_fraction:.0%} is held out (validation, never a gradient step); "
-            "the rest tests"
+            + ("the rest tests" if tcfg.test_fraction else "no test part")
         ),
         "holdout_fraction": tcfg.holdout_fraction,
         "test_fraction": tcfg.test_fraction,

@@ -64,6 +64,7 @@ def test_a_fine_tune_may_train_on_the_latest_history(tmp_path: Path, tiny_checkp
     cfg, _ = load_checkpoint(out)
     assert cfg.training["test_fraction"] == 0.0
     assert cfg.training["split"].startswith("earlier 100% of each series trains")
+    assert cfg.training["split"].endswith("no test part")
 
 
 def test_train_without_data_says_so(tmp_path: Path, capsys):
