@@ -20,6 +20,7 @@ bench/RESULTS.md with the command.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -92,7 +93,7 @@ def decision_value(model_path: Path, traces: Path, files: Sequence[tuple[str, st
         trace = load_trace(traces / file, column)
         config = SimConfig(capacity=default_capacity(trace.rate))
         demand = Demand(trace.rate, trace.bin_s)
-        parts = {"whole": None, "test": first_test_index(demand.n) * demand.dt}
+        parts = {"whole": -math.inf, "test": first_test_index(demand.n) * demand.dt}
         oracle = oracle_schedule(demand.rate, demand.dt, config.capacity, config.cold_start_s)
         runs: list[tuple[str, Schedule]] = [
             (name, run_policy(Aiscaler(f, trace.bin_s), demand, config))

@@ -203,7 +203,7 @@ def ready_per_step(pods: list[Pod], dt: float, n: int) -> FloatArray:
 
 
 def evaluate(
-    schedule: Schedule, demand: Demand, config: SimConfig, since_s: float | None = None
+    schedule: Schedule, demand: Demand, config: SimConfig, since_s: float = -math.inf
 ) -> Outcome:
     """Serve the demand with the schedule's ready pods through a FIFO fluid queue and measure.
 
@@ -238,8 +238,7 @@ def evaluate(
     delay[delay < 1e-6] = 0.0  # rounding noise of the cumulative sums, not waiting
 
     hit = delay <= config.slo_delay_s + 1e-9
-    start = -math.inf if since_s is None else since_s
-    measured = t_arrive >= start
+    measured = t_arrive >= since_s
     weight = np.where(measured, weight, 0.0)
     total = float(weight.sum())
     attainment = float(weight[hit].sum() / total) if total > 0 else 1.0
@@ -253,12 +252,12 @@ def evaluate(
     worst = float(np.min(w_hit[has] / w_total[has])) if has.any() else 1.0
 
     return Outcome(
-        gpu_hours=gpu_hours(schedule.pods, config.gpus_per_replica, start),
+        gpu_hours=gpu_hours(schedule.pods, config.gpus_per_replica, since_s),
         slo_attainment=attainment,
         p99_delay_s=weighted_p99(np.minimum(delay, demand.duration_s), weight),
         worst_5min_attainment=worst,
         scale_events=schedule.scale_events,
-        cold_starts=sum(1 for p in schedule.pods if p.requested_s >= max(0.0, start)),
+        cold_starts=sum(1 for p in schedule.pods if p.requested_s >= max(0.0, since_s)),
         ready_replicas=level,
     )
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def test_the_held_out_tail_is_the_latest_part_of_the_training_part(n, fraction, 
 @pytest.mark.parametrize(("test_fraction", "end"), [(0.25, 150), (0.1, 180), (0.0, 200)])
 def test_the_test_part_is_never_read_and_may_be_empty(test_fraction, end):
     (trained,), (held,) = split_windows([_series(200)], TINY, 0.2, test_fraction)
-    assert len(trained.values) == end - math.ceil(end * 0.2)  # stops before the held-out tail
+    assert len(trained.values) == first_holdout_index(end, 0.2)  # stops before the held-out tail
     # Validation reads up to the test part; without one, up to the latest point.
     assert len(held.values) == end
     assert held.last_origin + TINY.horizon == end - 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +90,7 @@ def test_enough_capacity_meets_the_slo_and_work_never_served_is_late() -> None:
         # The whole run: of the 40 units of the first 20 s (2 units/s on one replica), the one
         # arriving at t waits t (FIFO at 1/s): 1 of their 8 samples is within 2 s; the 20 units
         # after 40 s are on time, and all of it is one 5-minute window.
-        (None, 25 / 60, 25 / 60, 90 + 50 + 15, 2),
+        (-math.inf, 25 / 60, 25 / 60, 90 + 50 + 15, 2),
         # From 40 s the backlog is gone and every unit is on time; only the GPU time billed from
         # 40 s and the pod requested after it count.
         (40.0, 1.0, 1.0, 20 + 20 + 15, 1),
