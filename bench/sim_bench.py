@@ -30,7 +30,7 @@ from aiscaler.sim.predictive import (
     horizon_steps,
     planning_quantiles,
 )
-from aiscaler.sim.report import Report, simulate, to_json
+from aiscaler.sim.report import Report, aiscaler_at_attainment, simulate, to_json
 from aiscaler.sim.trace import Trace, default_capacity, load_trace
 
 COLD_STARTS = (60.0, 120.0, 300.0)
@@ -108,6 +108,7 @@ def main() -> int:
                 )
                 seconds = time.perf_counter() - t0 + forecast_s
                 timing.append((trace.name, trace.duration_s / 86_400, runs, seconds))
+            add_equal_attainment(report, forecaster)  # not timed: not part of a simulate run
             reports[cold].append((report, acf))
             documents.append(to_json(report))
         print(f"done {trace.name} ({trace.duration_s / 86_400:.1f} days)", flush=True)
@@ -120,16 +121,32 @@ def main() -> int:
     return 0
 
 
+def add_equal_attainment(report: Report, forecaster: Forecaster) -> None:
+    """Where no tuned baseline reaches the goal, the best of them is compared at its own
+    attainment: add aiscaler at the lowest goal that still reaches it (when the shipped goal
+    does), so that the GPU-hours are compared at equal attainment."""
+    best, ai = report.best_tuned_reactive(), report.find("aiscaler")
+    assert best is not None and ai is not None
+    level = best.outcome.slo_attainment
+    if best.params.get("goal_met") or ai.outcome.slo_attainment < level:
+        return
+    equal = aiscaler_at_attainment(report.trace, report.config, forecaster, ai.outcome, level)
+    if equal is not None:
+        report.results.append(equal)
+
+
 def print_table(cold: float, rows: list[tuple[Report, float | None]]) -> None:
     print(f"\n## cold start {cold:g} s, attainment goal {ATTAINMENT:.0%}")
     print(
         "GPU-hours / oracle (attainment %); best = cheapest tuned reactive meeting the goal;"
-        " ai/best = aiscaler GPU-hours / best's; gap = aiscaler attainment - best's (points)"
+        " ai/best = aiscaler GPU-hours / best's; gap = aiscaler attainment - best's (points);"
+        " ai@best = aiscaler at the lowest goal reaching best's attainment (where best misses"
+        " the goal), eq/best its GPU-hours / best's"
     )
     head = (
         f"{'trace':<40}{'acf1d':>6}{'aiscaler':>15}{'hpa tuned':>15}{'keda tuned':>15}"
         f"{'kpa tuned':>15}{'hpa default':>15}{'static p99':>15}{'best':>12}"
-        f"{'ai/best':>8}{'gap':>7}  target"
+        f"{'ai/best':>8}{'gap':>7}{'ai@best':>26}{'eq/best':>8}  target"
     )
     print(head)
     for report, acf in rows:
@@ -146,28 +163,39 @@ def print_table(cold: float, rows: list[tuple[Report, float | None]]) -> None:
         assert best is not None and ai is not None
         ratio = ai.outcome.gpu_hours / best.outcome.gpu_hours
         gap = ai.outcome.slo_attainment - best.outcome.slo_attainment
-        verdict = target_verdict(cold, acf, ratio, gap)
+        equal = report.find("aiscaler", "equal-attainment")
+        equal_ratio = equal.outcome.gpu_hours / best.outcome.gpu_hours if equal else None
+        at_goal = f"goal {equal.params['goal']:.3f}: " if equal else ""
+        verdict = target_verdict(cold, acf, ratio, gap, equal_ratio)
         print(
             f"{report.trace.name:<40}{acf if acf is not None else float('nan'):>6.2f}"
             f"{cell('aiscaler', 'default'):>15}{cell('hpa', 'tuned'):>15}"
             f"{cell('keda', 'tuned'):>15}{cell('kpa', 'tuned'):>15}"
             f"{cell('hpa', 'default'):>15}{cell('static', 'p99'):>15}"
             f"{best.policy + ('' if best.params.get('goal_met') else '*'):>12}"
-            f"{ratio:>8.2f}{gap * 100:>+7.2f}  {verdict}"
+            f"{ratio:>8.2f}{gap * 100:>+7.2f}"
+            f"{at_goal + cell('aiscaler', 'equal-attainment'):>26}"
+            f"{equal_ratio if equal_ratio is not None else float('nan'):>8.2f}  {verdict}"
         )
     if any(not (r.best_tuned_reactive() or r.results[0]).params.get("goal_met") for r, _ in rows):
         print("* no tuned setting reached the goal: the best attainment is the reference")
 
 
-def target_verdict(cold: float, acf: float | None, ratio: float, gap: float) -> str:
+def target_verdict(
+    cold: float, acf: float | None, ratio: float, gap: float, equal_ratio: float | None
+) -> str:
     """Issue 3: never more than 0.5 points below the best tuned baseline; on daily-seasonal
-    traces at cold start 120 s, at most 0.85x its GPU-hours at equal or better attainment."""
+    traces at cold start 120 s, at most 0.85x its GPU-hours at equal or better attainment
+    (at the shipped goal, or, where the baseline misses the goal, at the baseline's
+    attainment: `equal_ratio`)."""
     notes = []
     if gap < -TARGET_GAP:
         notes.append("MISS attainment gap")
     if cold == 120.0 and acf is not None and acf >= SEASONAL_ACF:
         if ratio <= TARGET_RATIO and gap >= 0:
             notes.append("ok 0.85x")
+        elif equal_ratio is not None and equal_ratio <= TARGET_RATIO:
+            notes.append("ok 0.85x at equal attainment")
         else:
             notes.append("MISS 0.85x")
     return ", ".join(notes) or "ok"

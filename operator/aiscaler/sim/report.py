@@ -8,7 +8,7 @@ one with the best attainment when none reaches it, flagged `goal_met: false`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiscaler.forecast.base import Forecaster
@@ -31,12 +31,15 @@ DEFAULT_TARGETS = {
 }
 TUNE_TARGETS = tuple(round(0.2 + 0.05 * i, 2) for i in range(16))  # 0.20, 0.25, ..., 0.95
 ATTAINMENT_SLACK = 0.005  # "equal attainment": within half a point
+# aiscaler_at_attainment: the attainment goals it tries, from the configured one down.
+GOAL_STEP = 0.005
+LOWEST_GOAL = 0.5
 
 
 @dataclass(frozen=True)
 class PolicyResult:
     policy: str
-    variant: str  # "default" | "tuned" | "p99" (static)
+    variant: str  # "default" | "tuned" | "p99" (static) | "sweep" | "equal-attainment"
     params: dict[str, Any]
     outcome: Outcome
 
@@ -125,27 +128,78 @@ def sweep_targets(
     default: PolicyResult,
     goal: float,
 ) -> list[PolicyResult]:
-    """Bisect TUNE_TARGETS for the highest target (the cheapest setting) that reaches the goal:
-    attainment falls and cost falls as the target rises, so about log2(16) = 4 runs find it.
-    Returns every run made, by target (the default run is reused)."""
-    done = {default.params["target_utilization"]: default}
+    """The highest target of TUNE_TARGETS (the cheapest setting) that reaches the goal: cost and
+    attainment fall as the target rises. Returns every run made, by target (the default run is
+    reused)."""
+
+    def run_target(target: float) -> PolicyResult:
+        return PolicyResult(name, "sweep", {"target_utilization": target}, run(make(target)))
+
+    done = bisect_settings(
+        TUNE_TARGETS, run_target, goal, {default.params["target_utilization"]: default}
+    )
+    return [done[t] for t in sorted(done)]
+
+
+def bisect_settings(
+    settings: Sequence[float],
+    run_setting: Callable[[float], PolicyResult],
+    level: float,
+    known: dict[float, PolicyResult],
+) -> dict[float, PolicyResult]:
+    """Bisect `settings`, ordered from the most generous to the cheapest (attainment falls along
+    them), for the last one whose attainment reaches `level`: about log2(len(settings)) runs.
+    When none reaches it, the most generous is run (the best attainment on offer). Returns
+    `known` (runs already made, by setting) with every run added."""
+    done = dict(known)
 
     def result(i: int) -> PolicyResult:
-        t = TUNE_TARGETS[i]
-        if t not in done:
-            done[t] = PolicyResult(name, "sweep", {"target_utilization": t}, run(make(t)))
-        return done[t]
+        if settings[i] not in done:
+            done[settings[i]] = run_setting(settings[i])
+        return done[settings[i]]
 
-    meets, fails = -1, len(TUNE_TARGETS)  # invariant: index `meets` reaches it, `fails` not
+    meets, fails = -1, len(settings)  # invariant: index `meets` reaches it, `fails` not
     while fails - meets > 1:
         mid = (meets + fails) // 2
-        if result(mid).outcome.slo_attainment >= goal:
+        if result(mid).outcome.slo_attainment >= level:
             meets = mid
         else:
             fails = mid
     if meets == -1:
-        result(0)  # the most generous setting, the best attainment on offer
-    return [done[t] for t in sorted(done)]
+        result(0)
+    return done
+
+
+def aiscaler_at_attainment(
+    trace: Trace,
+    config: SimConfig,
+    forecaster: Forecaster,
+    shipped: Outcome,
+    level: float,
+) -> PolicyResult | None:
+    """The aiscaler policy at the lowest attainment goal (config's goal down to
+    LOWEST_GOAL, in GOAL_STEP steps) at which it still reaches `level`: the cheapest run at equal
+    or better attainment, for comparing with a baseline that cannot reach the goal itself.
+    `shipped` is its outcome at config's goal. None when no goal tried reaches `level`."""
+    demand = Demand(trace.rate, trace.bin_s)
+    count = round((config.slo_attainment - LOWEST_GOAL) / GOAL_STEP) + 1
+    goals = [round(config.slo_attainment - GOAL_STEP * i, 6) for i in range(count)]
+
+    def run_goal(goal: float) -> PolicyResult:
+        at_goal = replace(config, slo_attainment=goal)
+        policy = Aiscaler(forecaster, trace.bin_s)
+        outcome = evaluate(run_policy(policy, demand, at_goal), demand, at_goal)
+        return PolicyResult("aiscaler", "sweep", {"goal": goal}, outcome)
+
+    known = {goals[0]: PolicyResult("aiscaler", "sweep", {"goal": goals[0]}, shipped)}
+    runs = bisect_settings(goals, run_goal, level, known).values()
+    reaching = [r for r in runs if r.outcome.slo_attainment >= level]
+    if not reaching:
+        return None
+    cheapest = min(reaching, key=lambda r: r.outcome.gpu_hours)
+    return PolicyResult(
+        "aiscaler", "equal-attainment", {**cheapest.params, "level": level}, cheapest.outcome
+    )
 
 
 def pick_tuned(sweep: Sequence[PolicyResult], goal: float) -> PolicyResult:

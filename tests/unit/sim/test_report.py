@@ -1,18 +1,25 @@
-"""Tuning sweeps and the savings ratio, on stand-in outcomes whose values are set by hand."""
+"""Tuning sweeps and the savings ratio, on stand-in outcomes whose values are set by hand; the
+aiscaler goal sweep on a simulated trace."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from aiscaler.sim.engine import Outcome
+from aiscaler.forecast.baselines import SeasonalNaiveForecaster
+from aiscaler.sim.engine import Demand, Outcome, SimConfig, evaluate, run_policy
+from aiscaler.sim.predictive import Aiscaler
 from aiscaler.sim.report import (
+    GOAL_STEP,
     TUNE_TARGETS,
     PolicyResult,
+    aiscaler_at_attainment,
+    bisect_settings,
     pick_tuned,
     savings,
     sweep_targets,
 )
+from aiscaler.sim.trace import Trace
 
 
 def outcome(gpu_hours: float, attainment: float) -> Outcome:
@@ -70,3 +77,74 @@ def test_savings_only_at_equal_or_better_attainment(
     mine = PolicyResult("aiscaler", "default", {}, outcome(gpu_hours, attainment))
     result = savings(mine, best)
     assert result == (pytest.approx(expected) if expected is not None else None)
+
+
+GOALS = [round(0.99 - 0.01 * i, 2) for i in range(50)]  # 0.99 down to 0.50
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [
+        (0.97, 0.99),  # every goal reaches 0.97 - 0.02 ... only down to 0.99 reaches 0.97
+        (0.90, 0.92),
+        (0.48, 0.50),  # the cheapest setting of all
+        (0.99, None),  # not even the most generous: it is the one run
+    ],
+)
+def test_bisect_settings_finds_the_cheapest_setting_reaching_the_level(
+    level: float, expected: float | None
+) -> None:
+    runs: list[float] = []
+
+    def run_goal(goal: float) -> PolicyResult:  # attainment 2 points below the goal
+        runs.append(goal)
+        return PolicyResult("aiscaler", "sweep", {"goal": goal}, outcome(goal, goal - 0.02))
+
+    known = {0.99: run_goal(0.99)}
+    done = bisect_settings(GOALS, run_goal, level - 1e-9, known)
+    reaching = [g for g, r in done.items() if r.outcome.slo_attainment >= level - 1e-9]
+    assert (min(reaching) if reaching else None) == expected
+    assert len(runs) == len(set(runs)) <= 1 + 7  # the known run, then log2(50) + 1 at most
+    if expected is not None and expected > GOALS[-1]:  # the next cheaper one was tried, and fell
+        assert done[round(expected - 0.01, 2)].outcome.slo_attainment < level
+
+
+def noisy_daily_trace() -> Trace:
+    """Three days per minute: a daily wave from 2/s to 8/s times lognormal noise (seeded), so
+    that the attainment the aiscaler policy reaches falls with its goal."""
+    minutes = np.arange(3 * 1440)
+    wave = 5.0 - 3.0 * np.cos(2 * np.pi * minutes / 1440)
+    noise = np.random.default_rng(7).lognormal(0.0, 0.5, minutes.size)
+    return Trace("noisy", "requests", "arrivals", 60.0, 0.0, wave * noise)
+
+
+TRACE = noisy_daily_trace()
+CONFIG = SimConfig(capacity=2.0, cold_start_s=120.0, slo_attainment=0.99)
+
+
+def aiscaler_run(goal: float) -> Outcome:
+    at_goal = SimConfig(capacity=2.0, cold_start_s=120.0, slo_attainment=goal)
+    demand = Demand(TRACE.rate, TRACE.bin_s)
+    schedule = run_policy(Aiscaler(SeasonalNaiveForecaster(), TRACE.bin_s), demand, at_goal)
+    return evaluate(schedule, demand, at_goal)
+
+
+def test_aiscaler_at_a_lower_attainment_level_runs_a_lower_goal_for_fewer_gpu_hours() -> None:
+    shipped = aiscaler_run(0.99)
+    level = 0.95
+    assert shipped.slo_attainment > level + 0.03
+    equal = aiscaler_at_attainment(TRACE, CONFIG, SeasonalNaiveForecaster(), shipped, level)
+    assert equal is not None and equal.variant == "equal-attainment"
+    assert equal.params["level"] == level
+    assert equal.params["goal"] < 0.99 and equal.outcome.slo_attainment >= level
+    assert equal.outcome.gpu_hours < shipped.gpu_hours
+    again = aiscaler_run(equal.params["goal"])  # the run it reports
+    found = equal.outcome
+    assert (again.gpu_hours, again.slo_attainment) == (found.gpu_hours, found.slo_attainment)
+    assert aiscaler_run(round(equal.params["goal"] - GOAL_STEP, 6)).slo_attainment < level
+
+
+def test_aiscaler_at_a_level_no_goal_reaches_is_none() -> None:
+    shipped = aiscaler_run(0.99)
+    level = shipped.slo_attainment + 0.001  # the shipped goal is the most generous on offer
+    assert aiscaler_at_attainment(TRACE, CONFIG, SeasonalNaiveForecaster(), shipped, level) is None
