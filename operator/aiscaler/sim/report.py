@@ -7,7 +7,7 @@ one with the best attainment when none reaches it, flagged `goal_met: false`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -83,7 +83,7 @@ def simulate(
     sweeps: dict[str, list[PolicyResult]] = {}
 
     def run(policy: Policy) -> Outcome:
-        return evaluate(run_policy(policy, demand, config), demand, config)
+        return outcome_of(policy, demand, config)
 
     for name in policies:
         if name == "aiscaler":
@@ -119,6 +119,11 @@ def simulate(
         else:
             raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
     return Report(trace, config, results, sweeps)
+
+
+def outcome_of(policy: Policy, demand: Demand, config: SimConfig) -> Outcome:
+    """Run `policy` on the demand and measure the run."""
+    return evaluate(run_policy(policy, demand, config), demand, config)
 
 
 def sweep_targets(
@@ -186,31 +191,32 @@ def aiscaler_at_attainment(
     goals = [round(config.slo_attainment - GOAL_STEP * i, 6) for i in range(count)]
 
     def run_goal(goal: float) -> PolicyResult:
-        at_goal = replace(config, slo_attainment=goal)
-        policy = Aiscaler(forecaster, trace.bin_s)
-        outcome = evaluate(run_policy(policy, demand, at_goal), demand, at_goal)
+        outcome = outcome_of(
+            Aiscaler(forecaster, trace.bin_s), demand, replace(config, slo_attainment=goal)
+        )
         return PolicyResult("aiscaler", "sweep", {"goal": goal}, outcome)
 
     known = {goals[0]: PolicyResult("aiscaler", "sweep", {"goal": goals[0]}, shipped)}
-    runs = bisect_settings(goals, run_goal, level, known).values()
-    reaching = [r for r in runs if r.outcome.slo_attainment >= level]
-    if not reaching:
+    cheapest = cheapest_reaching(bisect_settings(goals, run_goal, level, known).values(), level)
+    if cheapest is None:
         return None
-    cheapest = min(reaching, key=lambda r: r.outcome.gpu_hours)
     return PolicyResult(
         "aiscaler", "equal-attainment", {**cheapest.params, "level": level}, cheapest.outcome
     )
 
 
+def cheapest_reaching(results: Iterable[PolicyResult], level: float) -> PolicyResult | None:
+    """The run with the fewest GPU-hours among those whose attainment reaches `level`."""
+    reaching = [r for r in results if r.outcome.slo_attainment >= level]
+    return min(reaching, key=lambda r: r.outcome.gpu_hours, default=None)
+
+
 def pick_tuned(sweep: Sequence[PolicyResult], goal: float) -> PolicyResult:
-    meeting = [r for r in sweep if r.outcome.slo_attainment >= goal]
-    if meeting:
-        best = min(meeting, key=lambda r: r.outcome.gpu_hours)
-    else:
-        best = max(sweep, key=lambda r: r.outcome.slo_attainment)
+    cheapest = cheapest_reaching(sweep, goal)
+    best = cheapest or max(sweep, key=lambda r: r.outcome.slo_attainment)
     params = {
         **best.params,
-        "goal_met": bool(meeting),
+        "goal_met": cheapest is not None,
         "swept": [r.params["target_utilization"] for r in sweep],
     }
     return PolicyResult(best.policy, "tuned", params, best.outcome)
