@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -28,24 +28,54 @@ from pydantic_settings import (
 )
 
 from aiscaler.api.base import ApiModel
+from aiscaler.inputs import InputError, pydantic_problems, read_yaml
 
 CONFIG_FILE_ENV = "AISCALER_CONFIG_FILE"
 
 
 def read_config_file(config_file: str) -> dict[str, Any]:
     """The settings in a YAML file: a mapping of setting names (snake_case) to values."""
-    try:
-        data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise SettingsError(f"{CONFIG_FILE_ENV}={config_file}: {error}") from error
+    data = read_yaml(Path(config_file), f"{CONFIG_FILE_ENV}=")
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SettingsError(
+        raise InputError(
             f"{CONFIG_FILE_ENV}={config_file}: the file must hold a mapping of setting names "
             f"to values, not a {type(data).__name__}"
         )
     return data
+
+
+def load_settings() -> Settings:
+    """The settings from the environment and the file; an InputError names the environment
+    variable or the file of each problem, on one line."""
+    try:
+        return Settings()
+    except SettingsError as error:  # a list or pool in the environment that is not JSON
+        field = re.search(r'field "(\w+)"', str(error))
+        variable = "AISCALER_" + field.group(1).upper() if field else "an AISCALER_ variable"
+        raise InputError(f"{variable}: not valid JSON ({error})") from None
+    except ValidationError as error:
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        by_source: dict[str, list[str]] = {}
+        errors = error.errors()
+        for detail, problem in zip(errors, pydantic_problems(errors, _known_names), strict=True):
+            variable = "AISCALER_" + str(detail["loc"][0]).upper() if detail["loc"] else ""
+            if variable in os.environ:  # the variable names the setting
+                by_source.setdefault(variable, []).append(problem.partition(": ")[2])
+            else:
+                source = f"{CONFIG_FILE_ENV}={config_file}" if config_file else "settings"
+                by_source.setdefault(source, []).append(problem)
+        raise InputError(
+            "; ".join(f"{source}: {'; '.join(problems)}" for source, problems in by_source.items())
+        ) from None
+
+
+def _known_names(parent: tuple[Any, ...]) -> list[str]:
+    """Setting names valid under `parent` (a pool's keys are camelCase, like the CRs')."""
+    if parent[:1] == ("pools",):
+        return [field.alias or name for name, field in GpuPool.model_fields.items()]
+    return list(Settings.model_fields)
 
 
 class GpuPool(ApiModel):

@@ -22,6 +22,7 @@ from pydantic_core import core_schema
 from aiscaler.api.base import GROUP, VERSION, ApiModel
 from aiscaler.api.inference import InferenceService
 from aiscaler.api.training import TrainingJob
+from aiscaler.inputs import InputError, create_folder, output_folder
 
 HELP = "generate the CustomResourceDefinitions (crds/*.yaml) from the API models"
 
@@ -220,10 +221,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    output_dir: Path = args.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for file_name, text in render_crds().items():
+    files = render_crds()
+    output_dir = create_folder(output_folder(args.output_dir, "--output-dir"), "--output-dir")
+    for file_name, text in files.items():
         path = output_dir / file_name
-        path.write_text(text, encoding="utf-8")
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise InputError(f"--output-dir {output_dir}: cannot write {path}: {error}") from None
         print(path)
     return 0

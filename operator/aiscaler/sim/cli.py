@@ -5,48 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+
+from aiscaler.inputs import (
+    at_most,
+    check_replicas_needed,
+    fraction,
+    non_negative_count,
+    non_negative_number,
+    output_file,
+    positive_count,
+    positive_number,
+)
 
 HELP = "replay a demand trace through aiscaler and the baseline autoscalers, side by side"
 BUNDLED_TRACE = "servegen_language_m_mid_5days_10min.csv"
 POLICY_NAMES = ("aiscaler", "hpa", "keda", "kpa", "static", "oracle")
-
-
-def _number(text: str, ok: Callable[[float], bool], expected: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not ok(value) or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
-    return value
-
-
-def _positive(text: str) -> float:
-    return _number(text, lambda v: v > 0, "a positive number")
-
-
-def _non_negative(text: str) -> float:
-    return _number(text, lambda v: v >= 0, "a number >= 0")
-
-
-def _fraction(text: str) -> float:
-    value = _positive(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
+PLOT_SUFFIXES = {".png", ".svg", ".pdf"}
+# Bounds of the options: beyond them a run describes no real service (and its numbers would
+# not fit the report).
+DAY_S = 86_400.0
+MAX_GPUS_PER_REPLICA = 64
+MAX_FREE_GPUS = 100_000
 
 
 def _policies(text: str) -> list[str]:
@@ -71,26 +52,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--capacity",
-        type=_positive,
+        type=positive_number,
         default=None,
         help="units/s one replica serves (default: p50 demand needs 4 replicas)",
     )
     parser.add_argument(
         "--cold-start",
-        type=_non_negative,
+        type=at_most(non_negative_number, DAY_S),
         default=120.0,
         help="seconds from scale-up to ready (default 120)",
     )
-    parser.add_argument("--gpus-per-replica", type=_count, default=1)
+    parser.add_argument(
+        "--gpus-per-replica", type=at_most(positive_count, MAX_GPUS_PER_REPLICA), default=1
+    )
     parser.add_argument(
         "--slo-delay",
-        type=_positive,
+        type=at_most(positive_number, DAY_S),
         default=2.0,
         help="queueing delay target in seconds (default 2)",
     )
     parser.add_argument(
         "--slo-attainment",
-        type=_fraction,
+        type=fraction,
         default=0.99,
         help="fraction of demand to serve within the target (default 0.99)",
     )
@@ -110,13 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, default=None, metavar="OUT.png")
     parser.add_argument(
         "--node-provision-s",
-        type=_non_negative,
+        type=at_most(non_negative_number, DAY_S),
         default=0.0,
         help="extra wait of a scale-up that finds no free GPU (default 0: off)",
     )
     parser.add_argument(
         "--free-gpus",
-        type=int,
+        type=at_most(non_negative_count, MAX_FREE_GPUS),
         default=0,
         help="spare GPUs the pool keeps beyond those allocated (default 0)",
     )
@@ -128,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
     from aiscaler.sim.report import format_table, simulate, to_json
     from aiscaler.sim.trace import TraceError, default_capacity, load_trace
 
+    # Outputs are checked before the run, which may take minutes (aiscaler.inputs).
+    if args.json is not None:
+        output_file(args.json, "--json", {".json"})
+    if args.plot is not None:
+        output_file(args.plot, "--plot", PLOT_SUFFIXES)
     column = args.column or "requests"
     try:
         if args.trace is None:
@@ -139,9 +127,7 @@ def run(args: argparse.Namespace) -> int:
     except TraceError as e:
         print(f"aiscaler simulate: error: {e}", file=sys.stderr)
         return 2
-    if args.free_gpus < 0:
-        print("aiscaler simulate: error: --free-gpus must be >= 0", file=sys.stderr)
-        return 2
+    check_replicas_needed(float(trace.rate.max()), capacity, "--capacity")
     config = SimConfig(
         capacity=capacity,
         cold_start_s=args.cold_start,

@@ -48,20 +48,10 @@ def load_trace(path: str | Path, column: str = "requests") -> Trace:
     names the Azure traces), and two bins are nothing against the length of any useful trace.
     """
     path = Path(path)
-    if path.is_dir():
-        raise TraceError(f"trace {path} is a directory, not a CSV file")
-    series = read_trace(path, column)
+    series = read_trace(path, column)  # its values are checked there (aiscaler.inputs)
     kind = "level" if "value" in _header(path) else "arrivals"
     values = series.values.copy()
-    negative = np.flatnonzero(values < 0)
-    if len(negative):
-        at = series.start_s + int(negative[0]) * series.step_s
-        raise TraceError(
-            f"trace {path}: {column} at timestamp_s {at:g} is negative ({values[negative[0]]:g})"
-        )
     missing = np.isnan(values)
-    if missing[0]:
-        raise TraceError(f"trace {path}: {column} has no value in the first row")
     if missing.any():
         values = forward_fill(values[None, :])[0]
     if kind == "arrivals":

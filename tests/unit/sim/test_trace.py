@@ -47,7 +47,7 @@ def test_level_series_value_is_the_demand_and_keeps_every_bin(tmp_path: Path) ->
         ("timestamp_s,requests\n0,1\n10,2\n20,3\n30,4\n", "value", "no column 'value'"),
         ("timestamp_s,requests\n0,1\n10,x\n20,3\n30,4\n", "requests", "line 3"),
         ("timestamp_s,requests\n0,1\n10,2\n5,3\n40,4\n", "requests", "not increasing"),
-        ("timestamp_s,requests\n0,1\n10,-2\n20,3\n30,4\n", "requests", "10 is negative"),
+        ("timestamp_s,requests\n0,1\n10,-2\n20,3\n30,4\n", "requests", "line 3: requests -2 is"),
         ("timestamp_s,requests\n0,\n10,1\n20,3\n30,4\n", "requests", "no value in the first"),
         ("timestamp_s,requests\n0,1\n10,2\n20,3\n", "requests", "needs 4"),
         ("timestamp_s,requests\n", "requests", "at least 2"),
