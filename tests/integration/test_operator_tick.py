@@ -17,6 +17,18 @@ from typing import Any
 
 import pytest
 import yaml
+from harness.objects import (
+    API_VERSION,
+    HISTORY_S,
+    POD,
+    STEP_S,
+    deployment,
+    events,
+    replicas,
+    service,
+    status,
+    vllm_requests,
+)
 from harness.prometheus import Series
 
 from aiscaler.core.margin import STEP
@@ -27,54 +39,6 @@ from aiscaler.metrics.prometheus import PrometheusMetrics
 from aiscaler.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-API_VERSION = "aiscaler.dev/v1alpha1"
-POD = {
-    "metadata": {"labels": {"app": "llm"}},
-    "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai"}]},
-}
-STEP_S = 30
-HISTORY_S = 6 * 3600
-
-
-def vllm_requests(namespace: str, service: str, rate: float, end: float) -> Series:
-    """`vllm:request_success_total` of one service growing at `rate`/s for six hours."""
-    times = [end - HISTORY_S + i * STEP_S for i in range(HISTORY_S // STEP_S + 1)]
-    return Series(
-        "vllm:request_success_total",
-        {"namespace": namespace, "service": service, "finished_reason": "stop"},
-        [(t, rate * (t - times[0])) for t in times],
-    )
-
-
-def deployment(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "llm"}},
-            "template": POD,
-        },
-    }
-
-
-def service(name: str, capacity: float = 3.0, **spec: Any) -> dict[str, Any]:
-    body = {
-        "replicas": {"min": 1, "max": 20},
-        "demand": {"preset": "vllm", "selector": {"matchLabels": {"service": name}}},
-        "capacity": {"perReplica": capacity},
-        "coldStart": {"seconds": 60},
-        "policy": {"scaleUp": {"maxReplicas": 20}, "scaleDown": {"stabilizationWindowSeconds": 0}},
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": body,
-    }
 
 
 @pytest.fixture(scope="session")
@@ -117,18 +81,6 @@ def tick(op: Operator, admin: KubeApi, namespace: str) -> TickReport:
     services = admin.list(API_VERSION, "InferenceService", namespace)
     jobs = admin.list(API_VERSION, "TrainingJob", namespace)
     return run_tick(op, services, jobs, time.time())
-
-
-def status(admin: KubeApi, namespace: str, name: str, kind: str = "InferenceService") -> dict:
-    return admin.get(API_VERSION, kind, namespace, name).get("status") or {}
-
-
-def replicas(admin: KubeApi, namespace: str, name: str) -> int:
-    return admin.get("apps/v1", "Deployment", namespace, name)["spec"]["replicas"]
-
-
-def events(admin: KubeApi, namespace: str, name: str) -> list[dict]:
-    return [e for e in admin.list("v1", "Event", namespace) if e["involvedObject"]["name"] == name]
 
 
 def test_a_deployment_is_scaled_from_metric_history(kube_api, namespace, admin, make_operator):
