@@ -27,13 +27,14 @@ from harness.objects import (
     replicas,
     service,
     status,
+    tick,
     vllm_requests,
 )
 from harness.prometheus import Series
 
 from aiscaler.core.margin import STEP
 from aiscaler.forecast.baselines import HoltWintersForecaster
-from aiscaler.handlers.tick import Operator, TickReport, run_tick
+from aiscaler.handlers.tick import Operator
 from aiscaler.kube.client import KubeApi, TargetRef
 from aiscaler.metrics.prometheus import PrometheusMetrics
 from aiscaler.settings import Settings
@@ -75,12 +76,6 @@ def make_operator(kube_api, namespace, cluster_role, prometheus_factory):
     yield make
     for op in made:
         op.metrics.close()
-
-
-def tick(op: Operator, admin: KubeApi, namespace: str) -> TickReport:
-    services = admin.list(API_VERSION, "InferenceService", namespace)
-    jobs = admin.list(API_VERSION, "TrainingJob", namespace)
-    return run_tick(op, services, jobs, time.time())
 
 
 def test_a_deployment_is_scaled_from_metric_history(kube_api, namespace, admin, make_operator):

@@ -555,8 +555,9 @@ def _act_on_service(
         "lastDecision": last_decision,
         "conditions": write_conditions(status.get("conditions"), conditions, generation),
     }
-    _write_status(op, s.body, wanted, report)
-    if changed:
+    # The event goes with the recorded decision: when the status write fails, the next tick
+    # records the decision again and posts the event then (once).
+    if _write_status(op, s.body, wanted, report) and changed:
         verb = "scaled" if d.apply else "recommends"
         _event(
             op,
@@ -640,8 +641,7 @@ def _act_on_training(
         "lastDecision": last_decision,
         "conditions": write_conditions(status.get("conditions"), conditions, generation),
     }
-    _write_status(op, t.body, wanted, report)
-    if changed:
+    if _write_status(op, t.body, wanted, report) and changed:  # as for services
         verb = "resized" if d.apply else "recommends"
         _event(
             op,

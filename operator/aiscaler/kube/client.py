@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3.exceptions
+import urllib3.util
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -24,14 +26,35 @@ from aiscaler.kube.manifests import FIELD_MANAGER, Manifest, is_owned_by
 
 APPS_KINDS = {"Deployment", "StatefulSet", "ReplicaSet"}  # readable in one LIST per namespace
 
+# Retries of a failed call: ATTEMPTS in all, waiting BACKOFF_S, then twice that (or the server's
+# Retry-After, up to MAX_WAIT_S). Reads and the operator's writes (merge patches and applies of
+# absolute values) are repeatable, so they are retried on a conflict, throttling, a server error
+# or a lost answer; a create (POST) or a replace (PUT, guarded by resourceVersion) only when the
+# server surely did not act on it (429, connection refused).
+ATTEMPTS = 3
+BACKOFF_S = 0.25
+MAX_WAIT_S = 5.0
+RETRIED_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+REPEATABLE_METHODS = frozenset({"GET", "PATCH"})
+# After this many calls in a row failed even when retried, the API server is down or
+# overloaded: calls are tried once until one succeeds, so that a tick does not spend its
+# time waiting on every object.
+FAILING_AFTER = 3
+
 
 class KubeError(Exception):
-    """An API call failed; `status` is the HTTP status (0 when the server was unreachable)."""
+    """An API call failed; `status` is the HTTP status (0 when the server was unreachable).
+    `sent` is False when the request certainly did not reach the server (connection refused);
+    `retry_after_s` is the server's Retry-After, if it gave one."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self, status: int, message: str, sent: bool = True, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(f"{status}: {message}" if status else message)
         self.status = status
         self.message = message
+        self.sent = sent
+        self.retry_after_s = retry_after_s
 
 
 class NotFound(KubeError):
@@ -79,15 +102,49 @@ def load_api_client(kubeconfig: str | None = None) -> k8s_client.ApiClient:
     return k8s_client.ApiClient(configuration)
 
 
+def _retried(method: str, exc: KubeError) -> bool:
+    """Whether a failed call may be sent again (see ATTEMPTS)."""
+    if exc.status == 429 or not exc.sent:
+        return True
+    return method in REPEATABLE_METHODS and (exc.status == 0 or exc.status in RETRIED_STATUSES)
+
+
+def _maybe_sent(exc: Exception) -> bool:
+    """False when the connection was never made, so the server cannot have seen the call."""
+    reason = getattr(exc, "reason", exc)  # urllib3 wraps the cause in MaxRetryError
+    return not isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:  # an HTTP date: not sent by the API server
+        return None
+
+
 def _now_rfc3339(now: float) -> str:
     # core/v1 Event timestamps are metav1.Time: whole seconds.
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubeApi:
-    def __init__(self, api_client: k8s_client.ApiClient, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_client: k8s_client.ApiClient,
+        timeout_s: float = 10.0,
+        backoff_s: float = BACKOFF_S,
+    ) -> None:
         self._api = api_client
         self._timeout_s = timeout_s
+        self._backoff_s = backoff_s
+        self._failed_in_a_row = 0
+        # request() is the one place that retries: urllib3's own retries would repeat a timed-out
+        # read up to three more times, and do that inside each of request()'s attempts.
+        pool_manager = api_client.rest_client.pool_manager
+        pool_manager.connection_pool_kw["retries"] = urllib3.util.Retry(0, read=False)
+        pool_manager.clear()
         self._resources: dict[
             str, dict[str, tuple[str, bool]]
         ] = {}  # group/version -> kind -> (plural, namespaced)
@@ -103,7 +160,34 @@ class KubeApi:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
-        """One API call; returns the decoded JSON body; raises KubeError (NotFound for 404)."""
+        """One API call, retried with backoff where that is safe; returns the decoded JSON body;
+        raises KubeError (NotFound for 404)."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                answer = self._request_once(method, path, query, body, content_type)
+            except KubeError as exc:
+                with self._lock:
+                    failing = self._failed_in_a_row >= FAILING_AFTER
+                if attempt == ATTEMPTS or failing or not _retried(method, exc):
+                    trouble = exc.status in (0, 429) or exc.status >= 500  # not the call's fault
+                    with self._lock:
+                        self._failed_in_a_row = self._failed_in_a_row + 1 if trouble else 0
+                    raise
+                time.sleep(min(exc.retry_after_s or self._backoff_s * attempt, MAX_WAIT_S))
+                continue
+            with self._lock:
+                self._failed_in_a_row = 0
+            return answer
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _request_once(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None,
+        body: Any,
+        content_type: str,
+    ) -> Any:
         url_path = path + ("?" + urlencode(query) if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type}
         _, url, headers, _, _ = self._api.param_serialize(
@@ -116,15 +200,21 @@ class KubeApi:
             )
             raw = response.read()  # type: ignore[no-untyped-call]
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeError(0, f"{method} {path}: API server unreachable: {exc}") from exc
+            raise KubeError(
+                0, f"{method} {path}: API server unreachable: {exc}", sent=_maybe_sent(exc)
+            ) from exc
         if response.status == 404:
             raise NotFound(404, f"{method} {path}: not found")
         if not 200 <= response.status < 300:
             try:
                 message = json.loads(raw).get("message", "")
-            except ValueError:
+            except (ValueError, AttributeError):
                 message = raw[:200].decode(errors="replace")
-            raise KubeError(response.status, f"{method} {path}: {message}")
+            raise KubeError(
+                response.status,
+                f"{method} {path}: {message}",
+                retry_after_s=_retry_after(response.headers.get("Retry-After")),
+            )
         return json.loads(raw) if raw else None
 
     # -- resource paths --------------------------------------------------------------------

@@ -3,8 +3,10 @@ InferenceService, and reads of what the operator wrote (status, replicas, events
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from aiscaler.handlers.tick import Operator, TickReport, run_tick
 from aiscaler.kube.client import KubeApi
 
 from .prometheus import Series
@@ -77,3 +79,10 @@ def replicas(admin: KubeApi, namespace: str, name: str) -> int:
 
 def events(admin: KubeApi, namespace: str, name: str) -> list[dict]:
     return [e for e in admin.list("v1", "Event", namespace) if e["involvedObject"]["name"] == name]
+
+
+def tick(op: Operator, admin: KubeApi, namespace: str) -> TickReport:
+    """One planning tick over the custom resources of `namespace` (what kopf's indices hold)."""
+    services = admin.list(API_VERSION, "InferenceService", namespace)
+    jobs = admin.list(API_VERSION, "TrainingJob", namespace)
+    return run_tick(op, services, jobs, time.time())

@@ -58,12 +58,14 @@ class Fault:
         return left and self.method in ("", method) and bool(self.path.search(target))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Seen:
+    """A request, recorded when it arrives; `status` and `forwarded` are set when it is done."""
+
     method: str
     target: str  # path and query
-    status: int  # what the client got (0: the connection was dropped)
-    forwarded: bool  # whether the request reached the upstream
+    status: int | None = None  # what the client got (0: the connection was dropped)
+    forwarded: bool = False  # whether the request reached the upstream
 
 
 class FaultProxy:
@@ -76,8 +78,8 @@ class FaultProxy:
         self.seen: list[Seen] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
+        self._verify = verify  # per request: requests lets the environment override a session's
         self._session = requests.Session()
-        self._session.verify = verify
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -145,19 +147,21 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _relay(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            seen = Seen(self.command, self.path)
+            proxy._record(seen)
             fault = proxy._fault_for(self.command, self.path)
             if fault is not None and fault.delay_s:
                 time.sleep(fault.delay_s)
             if fault is not None and fault.status:
+                seen.status = fault.status
                 self._answer(fault.status, fault.body, fault.headers)
-                proxy._record(Seen(self.command, self.path, fault.status, False))
                 return
             if fault is not None and fault.delay_s and not fault.forward_after_delay:
+                seen.status = 0
                 self._drop()
-                proxy._record(Seen(self.command, self.path, 0, False))
                 return
-            status = self._forward(body, fault.cut_after_s if fault else None)
-            proxy._record(Seen(self.command, self.path, status, True))
+            seen.forwarded = True
+            seen.status = self._forward(body, fault.cut_after_s if fault else None)
 
         def _forward(self, body: bytes, cut_after_s: float | None) -> int:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -170,9 +174,10 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     headers=headers,
                     stream=True,
                     timeout=(5, 300),
+                    verify=proxy._verify,
                 )
-            except requests.RequestException:
-                self._answer(502, b"proxy: upstream unreachable", {})
+            except requests.RequestException as error:
+                self._answer(502, f"proxy: upstream unreachable: {error}".encode(), {})
                 return 502
             with upstream:
                 self.send_response(upstream.status_code)
