@@ -11,15 +11,14 @@ status and conditions, events. Every loop in a test is bounded in count and time
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from harness.fixtures import kube_api, namespace, prometheus_factory
 from harness.kube import KubeControlPlane
+from harness.operator import operator_kubeconfig as operator_kubeconfig_at
 from harness.prometheus import PrometheusFactory, PrometheusServer, Series
 from harness.proxy import FaultProxy
 
@@ -32,7 +31,6 @@ from aiscaler.settings import Settings
 __all__ = ["kube_api", "namespace", "prometheus_factory"]
 
 FAULT_DIR = Path(__file__).parent
-REPO = FAULT_DIR.parents[1]
 KUBE_TIMEOUT_S = 2.0  # the operator's API timeout in these tests (10 s in production)
 PROMETHEUS_TIMEOUT_S = 1.0
 
@@ -42,17 +40,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if FAULT_DIR in item.path.parents:
             item.add_marker(pytest.mark.integration)
-
-
-def rbac_documents() -> list[dict[str, Any]]:
-    return list(yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()))
-
-
-@pytest.fixture(scope="session")
-def cluster_role(kube_api: KubeControlPlane) -> str:
-    [role] = [d for d in rbac_documents() if d["kind"] == "ClusterRole"]
-    kube_api.apply(role)
-    return str(role["metadata"]["name"])
 
 
 @pytest.fixture
@@ -83,29 +70,13 @@ def api_proxy(kube_api: KubeControlPlane, proxies: Callable[..., FaultProxy]) ->
 
 @pytest.fixture
 def operator_kubeconfig(
-    kube_api: KubeControlPlane,
-    namespace: str,
-    cluster_role: str,
-    api_proxy: FaultProxy,
-    tmp_path: Path,
+    kube_api: KubeControlPlane, namespace: str, api_proxy: FaultProxy, tmp_path: Path
 ) -> Path:
-    """A kubeconfig of the operator's service account (the shipped ClusterRole, and the lease
-    Role in `namespace`) that reaches the API server through `api_proxy`."""
-    direct = kube_api.service_account_kubeconfig(namespace, "aiscaler", cluster_role)
-    for doc in rbac_documents():
-        if doc["kind"] in ("Role", "RoleBinding"):
-            doc = copy.deepcopy(doc)
-            doc["metadata"]["namespace"] = namespace
-            for subject in doc.get("subjects", []):
-                subject["namespace"] = namespace
-            kube_api.apply(doc, namespace)
-    config = yaml.safe_load(direct.read_text())
-    cluster = config["clusters"][0]["cluster"]
-    cluster["server"] = api_proxy.url
-    del cluster["certificate-authority"]
-    path = tmp_path / "operator.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """The operator's service account (the shipped RBAC), reaching the API server through
+    `api_proxy`."""
+    return operator_kubeconfig_at(
+        kube_api, namespace, tmp_path / "operator.kubeconfig", api_proxy.url
+    )
 
 
 MakeOperator = Callable[..., tuple[Operator, PrometheusServer, FaultProxy]]

@@ -36,7 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import kopf
 
-    from aiscaler.forecast.model import CheckpointError
     from aiscaler.handlers.operator import RunOptions, build_operator, build_registry
     from aiscaler.inputs import InputError, fail
     from aiscaler.kube.client import KubeError
@@ -48,11 +47,12 @@ def run(args: argparse.Namespace) -> int:
         namespace=args.operator_namespace,
     )
     # Settings, clients and the forecaster are built once, before kopf starts, so that a bad
-    # setting, kubeconfig or checkpoint stops the command at once with the reason.
+    # setting or kubeconfig stops the command at once with the reason (a checkpoint that does
+    # not load gives the baseline forecaster, and every service's Degraded condition says so).
     try:
         settings = load_settings()
         operator, why = build_operator(settings, options)
-    except (InputError, CheckpointError, KubeError, OSError) as error:
+    except (InputError, KubeError, OSError) as error:
         return fail("run", error)
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
     logging.getLogger("aiscaler").info("forecaster: %s", why)

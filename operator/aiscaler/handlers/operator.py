@@ -54,6 +54,8 @@ def build_operator(settings: Settings, options: RunOptions) -> tuple[Operator, s
     forecaster, why = load_default_forecaster(settings.model_path)
     use_one_compute_thread()
     op = Operator(kube, metrics, forecaster, settings, options.namespace, Telemetry())
+    if forecaster.name != "model":  # each service's Degraded condition says so
+        op.model_problem = f"the forecast model is not in use: {why}"
     return op, why
 
 

@@ -20,6 +20,21 @@ class SpecReason(StrEnum):
     NOT_OWNED = "TargetNotOwned"  # an object of the owned workload's name belongs to another
 
 
+class OperatorReason(StrEnum):
+    """Reasons of conditions the core does not decide: about the target, and the model."""
+
+    NOT_FOUND = "TargetNotFound"  # Degraded: the scale target does not exist
+    UNREADABLE = "TargetUnreadable"  # Degraded: reading it failed (RBAC, API errors)
+    SCALED_OUTSIDE = "ScaledOutside"  # ScalingLimited: someone else set its replicas
+    MODEL_UNAVAILABLE = "ModelUnavailable"  # Degraded: the checkpoint did not load
+
+
+# After someone else changes a target's replicas, aiscaler leaves them alone this long: writing
+# them back every tick would fight whoever set them (another autoscaler, a GitOps sync of
+# spec.replicas, a person), so aiscaler backs off, says so, and takes over again afterwards.
+OUTSIDE_HOLD_S = 600.0
+
+
 def timestamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -100,3 +115,41 @@ def settled_forecast(
         elif value != before:
             return new
     return old
+
+
+def scaled_outside(
+    status: Mapping[str, Any], left: int | None, current: int, now: float
+) -> tuple[str, float] | None:
+    """(message, since) while aiscaler leaves a target's replicas alone (OUTSIDE_HOLD_S after
+    they changed outside aiscaler), else None. A change is seen against `left`, the replicas
+    aiscaler left the target at in its last tick (None: unknown to this process, e.g. after a
+    restart; then the replicas its status recorded); a target that did not exist at the last
+    tick is new, not changed."""
+    recorded = left if left is not None else status.get("replicas")
+    for c in read_conditions(status):
+        kind = (c.type, c.status, c.reason)
+        if kind == ("Degraded", "True", OperatorReason.NOT_FOUND):
+            return None
+        holding = now - c.last_transition_time < OUTSIDE_HOLD_S
+        if kind == ("ScalingLimited", "True", OperatorReason.SCALED_OUTSIDE) and holding:
+            return c.message, c.last_transition_time
+    if isinstance(recorded, int) and recorded != current:
+        return (
+            f"replicas changed outside aiscaler from {recorded} to {current}; aiscaler leaves "
+            f"them for {OUTSIDE_HOLD_S:.0f}s (if something keeps setting them, such as another "
+            "autoscaler or spec.replicas in a GitOps source, remove it)",
+            now,
+        )
+    return None
+
+
+def operator_condition(
+    previous: Sequence[Condition], type_: str, reason: OperatorReason, message: str, now: float
+) -> Condition:
+    """A condition (True) the core does not decide, its transition time carried over."""
+    return condition(previous, type_, True, cast(Reason, reason), message, now)
+
+
+def overriding(conditions: Sequence[Condition], new: Condition) -> list[Condition]:
+    """`conditions` with the one of `new`'s type replaced by `new`."""
+    return [c for c in conditions if c.type != new.type] + [new]

@@ -26,6 +26,7 @@ from aiscaler.core.conditions import service_conditions, training_conditions
 from aiscaler.core.margin import MAX_MARGIN, MIN_MARGIN
 from aiscaler.core.types import (
     ClusterPlan,
+    Condition,
     Forecast,
     PlannerConfig,
     PoolPlan,
@@ -50,10 +51,14 @@ from aiscaler.handlers.mapping import (
     training_target,
 )
 from aiscaler.handlers.status import (
+    OperatorReason,
     SpecReason,
     invalid_condition,
+    operator_condition,
+    overriding,
     parse_timestamp,
     read_conditions,
+    scaled_outside,
     settled_forecast,
     status_patch,
     timestamp,
@@ -112,6 +117,8 @@ class Operator:
     telemetry: Telemetry = field(default_factory=Telemetry)
     memories: dict[str, ScaleMemory] = field(default_factory=dict)
     last_tick: float | None = None
+    left: dict[str, int] = field(default_factory=dict)  # replicas each target was left at
+    model_problem: str | None = None  # why the model checkpoint is not in use, if it is not
 
     @property
     def config(self) -> PlannerConfig:
@@ -249,9 +256,7 @@ def _observe_services(
         state: ScaleState | None = None  # an owned Deployment not created yet: created when acting
         if isinstance(read, KubeError):
             if not (owned and isinstance(read, NotFound)):
-                _observation_failed(
-                    op, body, f"reading {target.kind} {target.name}: {read}", report
-                )
+                _observation_failed(op, body, target, read, now, report)
                 continue
         else:
             state = read
@@ -286,7 +291,7 @@ def _observe_trainings(
                 job = None
                 workers = op.kube.read_scale(namespace, target).replicas
         except KubeError as exc:
-            _observation_failed(op, body, f"reading {target.kind} {target.name}: {exc}", report)
+            _observation_failed(op, body, target, exc, now, report)
             continue
         finished = _job_finished(job)
         if finished:
@@ -308,12 +313,28 @@ def _job_finished(job: Mapping[str, Any] | None) -> str | None:
 
 
 def _observation_failed(
-    op: Operator, body: Mapping[str, Any], message: str, report: TickReport
+    op: Operator,
+    body: Mapping[str, Any],
+    target: TargetRef,
+    exc: KubeError,
+    now: float,
+    report: TickReport,
 ) -> None:
-    # Without the current size nothing can be decided safely: skip the object this tick.
+    """Without the current size nothing can be decided safely: the object is skipped this tick,
+    and its Degraded condition (and a Warning event, when that is new) says why."""
     op.telemetry.errors.labels("kube").inc()
+    if isinstance(exc, NotFound):
+        reason = OperatorReason.NOT_FOUND
+        message = f"{target.kind} {target.name} does not exist: create it, or fix the spec's target"
+    else:
+        reason, message = OperatorReason.UNREADABLE, f"reading {target.kind} {target.name}: {exc}"
     report.errors.append(f"{key_of(body)}: {message}")
     log.warning("%s: not planned this tick: %s", key_of(body), message)
+    op.left.pop(key_of(body), None)  # what it comes back with is no change by someone else
+    previous = read_conditions(body.get("status"))
+    _report_condition(
+        op, body, operator_condition(previous, "Degraded", reason, message, now), now, report
+    )
 
 
 # -- measure and forecast ------------------------------------------------------------------------
@@ -501,10 +522,17 @@ def _act_on_service(
     generation = s.body["metadata"].get("generation")
     current = obs.current_replicas
     replicas = current
+    # Replicas someone else set are left alone for a while (no fight): see scaled_outside.
+    outside = (
+        scaled_outside(status, op.left.get(s.spec.name), current, now)
+        if d.apply and s.state is not None
+        else None
+    )
+    apply = d.apply and outside is None
     try:
         if s.owned and (s.state is None or status.get("observedGeneration") != generation):
             # Create the owned Deployment, or re-apply it after a spec change.
-            replicas = d.replicas if d.apply else max(current, s.spec.min_replicas)
+            replicas = d.replicas if apply else max(current, s.spec.min_replicas)
             op.kube.apply(
                 owned_deployment(
                     Owner.of(s.body),
@@ -517,12 +545,13 @@ def _act_on_service(
                 owner_uid=s.body["metadata"]["uid"],
             )
             report.created.append(s.spec.name)
-        elif d.apply and d.replicas != current:
+        elif apply and d.replicas != current:
             op.kube.scale(namespace, s.target, d.replicas)
             replicas = d.replicas
     except (NotOwned, ValueError, KubeError) as exc:
         _act_failed(op, s.body, exc, now, report)
         return  # nothing changed: memory, status and events stay as they are; retried next tick
+    op.left[s.spec.name] = replicas
     if replicas != current:
         report.resized[s.spec.name] = (current, replicas)
         op.telemetry.decisions.labels("InferenceService", namespace, name, d.reason.value).inc()
@@ -540,6 +569,20 @@ def _act_on_service(
         *service_conditions(d, obs.ready_replicas or 0, previous, now),
         invalid_condition(previous, [], now, SpecReason.SPEC_VALID),
     ]
+    if op.model_problem and d.degraded is None:  # a data problem says more: it holds
+        conditions = overriding(
+            conditions,
+            operator_condition(
+                previous, "Degraded", OperatorReason.MODEL_UNAVAILABLE, op.model_problem, now
+            ),
+        )
+    if outside is not None:
+        conditions = overriding(
+            conditions,
+            operator_condition(
+                previous, "ScalingLimited", OperatorReason.SCALED_OUTSIDE, outside[0], now
+            ),
+        )
     fc = obs.forecast
     wanted = {
         "observedGeneration": generation,
@@ -557,8 +600,11 @@ def _act_on_service(
     }
     # The event goes with the recorded decision: when the status write fails, the next tick
     # records the decision again and posts the event then (once).
-    if _write_status(op, s.body, wanted, report) and changed:
-        verb = "scaled" if d.apply else "recommends"
+    written = _write_status(op, s.body, wanted, report)
+    if written and outside is not None and outside[1] == now:  # newly seen
+        _event(op, s.body, OperatorReason.SCALED_OUTSIDE, outside[0], now, report, warning=True)
+    if written and changed:
+        verb = "scaled" if apply else "recommends"
         _event(
             op,
             s.body,
@@ -748,17 +794,24 @@ def mark_invalid(
     report: TickReport,
 ) -> None:
     """Invalid condition and a Warning event (only when something changed); nothing else."""
-    key = key_of(body)
-    report.invalid[key] = list(problems)
+    report.invalid[key_of(body)] = list(problems)
+    cond = invalid_condition(read_conditions(body.get("status")), problems, now, reason)
+    _report_condition(op, body, cond, now, report)
+
+
+def _report_condition(
+    op: Operator, body: Mapping[str, Any], cond: Condition, now: float, report: TickReport
+) -> None:
+    """Write one condition (with observedGeneration) and, when that changed the status, a
+    Warning event with its reason and message."""
     status = body.get("status") or {}
     generation = body["metadata"].get("generation")
-    cond = invalid_condition(read_conditions(status), problems, now, reason)
     wanted = {
         "observedGeneration": generation,
         "conditions": write_conditions(status.get("conditions"), [cond], generation),
     }
     if _write_status(op, body, wanted, report):
-        _event(op, body, reason.value, cond.message, now, warning=True, report=report)
+        _event(op, body, cond.reason, cond.message, now, warning=True, report=report)
 
 
 def _write_status(

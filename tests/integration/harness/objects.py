@@ -86,3 +86,8 @@ def tick(op: Operator, admin: KubeApi, namespace: str) -> TickReport:
     services = admin.list(API_VERSION, "InferenceService", namespace)
     jobs = admin.list(API_VERSION, "TrainingJob", namespace)
     return run_tick(op, services, jobs, time.time())
+
+
+def warnings(admin: KubeApi, namespace: str, name: str) -> list[str]:
+    """The reasons of the Warning events about `name`."""
+    return [e["reason"] for e in events(admin, namespace, name) if e["type"] == "Warning"]
