@@ -42,6 +42,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.fixture(scope="session")
+def garbage_collector(kube_api: KubeControlPlane) -> Iterator[None]:
+    """Kubernetes' garbage collector runs: owned objects go with their owner."""
+    process = kube_api.start_garbage_collector()
+    yield
+    process.stop()
+
+
 @pytest.fixture
 def admin(kube_api: KubeControlPlane) -> KubeApi:
     """The tests' own client, straight to the API server (no faults)."""

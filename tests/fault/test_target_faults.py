@@ -21,6 +21,7 @@ from harness.objects import (
     vllm_requests,
     warnings,
 )
+from harness.operator import wait_for
 
 from aiscaler.handlers.operator import RunOptions, build_operator
 from aiscaler.handlers.status import OUTSIDE_HOLD_S, timestamp
@@ -208,3 +209,50 @@ def test_a_checkpoint_that_does_not_load_gives_the_baseline_and_a_condition(
     degraded = condition(admin, namespace, "llm", "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "ModelUnavailable")
     assert str(checkpoint) in degraded["message"]
+
+
+def test_deleted_custom_resources_take_their_own_objects_and_nothing_else(
+    kube_api, namespace, admin, make_operator, api_proxy, garbage_collector
+):
+    op, _, _ = make_operator([vllm_requests(namespace, "chat", 10.0, time.time())])
+    kube_api.apply(deployment("other", 2), namespace)  # someone else's, next to ours
+    spec = service("chat", template=POD)
+    del spec["spec"]["scaleTargetRef"]
+    kube_api.create(spec, namespace)
+    kube_api.create(
+        {
+            "apiVersion": API_VERSION,
+            "kind": "TrainingJob",
+            "metadata": {"name": "train"},
+            "spec": {
+                "workers": {"min": 1, "max": 2},
+                "template": {"spec": {"containers": [{"name": "w", "image": "trainer"}]}},
+            },
+        },
+        namespace,
+    )
+    tick(op, admin, namespace)
+    owned = [
+        ("apps/v1", "Deployment", "chat"),
+        ("batch/v1", "Job", "train"),
+        ("v1", "Service", "train-rdzv"),
+    ]
+    for api_version, kind, name in owned:
+        admin.get(api_version, kind, namespace, name)  # created by the operator
+    other = admin.get("apps/v1", "Deployment", namespace, "other")["metadata"]["resourceVersion"]
+
+    for kind, name in (("InferenceService", "chat"), ("TrainingJob", "train")):
+        admin.request("DELETE", admin.path(API_VERSION, kind, namespace, name))
+    tick(op, admin, namespace)  # the operator's next tick sees neither
+
+    def gone(api_version: str, kind: str, name: str) -> bool:
+        try:
+            admin.get(api_version, kind, namespace, name)
+        except NotFound:
+            return True
+        return False
+
+    wait_for("the owned objects to go", lambda: all(gone(*o) for o in owned), timeout=60)
+    after = admin.get("apps/v1", "Deployment", namespace, "other")["metadata"]["resourceVersion"]
+    assert after == other  # never touched
+    assert api_proxy.count("DELETE", "") == 0  # the garbage collector deleted, not the operator

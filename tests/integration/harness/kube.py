@@ -174,6 +174,23 @@ class KubeControlPlane:
             return False
         return response.status_code == 200
 
+    def start_garbage_collector(self) -> ManagedProcess:
+        """kube-controller-manager running only its garbage collector, so that objects with an
+        owner reference go when their owner is deleted. The caller stops it."""
+        process = ManagedProcess(
+            "kube-controller-manager",
+            [
+                str(find_binary("kube", "kube-controller-manager")),
+                f"--kubeconfig={self.kubeconfig}",
+                "--controllers=garbage-collector-controller",
+                "--leader-elect=false",
+                "--secure-port=0",
+            ],
+            self.workdir / "kube-controller-manager.log",
+        )
+        process.start()
+        return process
+
     # -- clients ---------------------------------------------------------------------------
 
     @property
