@@ -19,6 +19,7 @@ import pytest
 from harness.fixtures import kube_api, namespace, prometheus_factory
 from harness.kube import KubeControlPlane
 from harness.operator import operator_kubeconfig as operator_kubeconfig_at
+from harness.operator import through
 from harness.prometheus import PrometheusFactory, PrometheusServer, Series
 from harness.proxy import FaultProxy
 
@@ -82,9 +83,8 @@ def operator_kubeconfig(
 ) -> Path:
     """The operator's service account (the shipped RBAC), reaching the API server through
     `api_proxy`."""
-    return operator_kubeconfig_at(
-        kube_api, namespace, tmp_path / "operator.kubeconfig", api_proxy.url
-    )
+    direct = operator_kubeconfig_at(kube_api, namespace, tmp_path / "direct.kubeconfig")
+    return through(direct, api_proxy.url, tmp_path / "operator.kubeconfig")
 
 
 MakeOperator = Callable[..., tuple[Operator, PrometheusServer, FaultProxy]]

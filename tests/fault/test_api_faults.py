@@ -25,6 +25,8 @@ from harness.objects import (
     vllm_requests,
 )
 
+from aiscaler.handlers.tick import run_tick
+
 SCALE = r"/deployments/llm/scale"
 STATUS = r"/inferenceservices/llm/status"
 NEEDED = range(4, 7)  # 10 requests/s at 3 per replica, with the forecast's spread
@@ -169,3 +171,14 @@ def test_a_training_resize_survives_a_short_fault(
     assert job["spec"]["parallelism"] == job["spec"]["completions"] == 4
     history = status(admin, namespace, "train", "TrainingJob")["resizeHistory"]
     assert [(h["from"], h["to"]) for h in history] == [(0, 8), (8, 4)]
+
+
+def test_a_late_or_lost_watch_event_makes_no_second_decision(admin, namespace, scaling):
+    # kopf's index holds what the watch delivered; a broken watch can leave it a version behind.
+    index = admin.list(API_VERSION, "InferenceService", namespace)
+    run_tick(scaling, index, [], time.time())
+
+    again = run_tick(scaling, index, [], time.time())  # the status write's event never came
+
+    assert (again.status_writes, again.events, again.resized) == (0, 0, {})
+    assert_converged_once(admin, namespace)

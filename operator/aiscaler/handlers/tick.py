@@ -118,6 +118,10 @@ class Operator:
     memories: dict[str, ScaleMemory] = field(default_factory=dict)
     last_tick: float | None = None
     left: dict[str, int] = field(default_factory=dict)  # replicas each target was left at
+    # key -> (resourceVersion before, object after) of the last status write of each object
+    written: dict[tuple[str, str], tuple[str | None, Mapping[str, Any]]] = field(
+        default_factory=dict
+    )
     model_problem: str | None = None  # why the model checkpoint is not in use, if it is not
 
     @property
@@ -126,6 +130,21 @@ class Operator:
             tick_s=float(self.settings.tick_seconds),
             slo_window_s=float(QuerySettings.window_s),  # the latency readings' window
         )
+
+    def latest(self, *kinds: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], ...]:
+        """The bodies of each kind, each replaced by what this process's last status write
+        returned while the index still has the version from before that write: a watch event
+        that is late, or was lost with a broken watch, must not make the next tick decide and
+        report again."""
+        keys = {_written_key(b) for bodies in kinds for b in bodies}
+        self.written = {k: v for k, v in self.written.items() if k in keys}  # deleted objects
+
+        def fresh(body: Mapping[str, Any]) -> Mapping[str, Any]:
+            before, after = self.written.get(_written_key(body), (None, None))
+            stale = body["metadata"].get("resourceVersion") == before
+            return after if stale and after is not None else body
+
+        return tuple([fresh(b) for b in bodies] for bodies in kinds)
 
     def pool_specs(self) -> list[PoolSpec]:
         return [
@@ -197,6 +216,7 @@ def run_tick(
     report = TickReport()
     pools = op.pool_specs()
     with report.stage("observe"):
+        service_bodies, training_bodies = op.latest(service_bodies, training_bodies)
         services = _observe_services(op, service_bodies, pools, now, report)
         trainings = _observe_trainings(op, training_bodies, pools, now, report)
     observations = _measure_and_forecast(op, services, trainings, pools, now, report)
@@ -823,7 +843,7 @@ def _write_status(
         return False
     meta = body["metadata"]
     try:
-        op.kube.patch(
+        after = op.kube.patch(
             body["apiVersion"],
             body["kind"],
             meta["namespace"],
@@ -836,7 +856,16 @@ def _write_status(
         report.errors.append(f"{key_of(body)}: status: {exc}")
         return False
     report.status_writes += 1
+    if isinstance(after, Mapping):  # see Operator.latest
+        kept = {
+            k: after[k] for k in ("apiVersion", "kind", "metadata", "spec", "status") if k in after
+        }
+        op.written[_written_key(body)] = (meta.get("resourceVersion"), kept)
     return True
+
+
+def _written_key(body: Mapping[str, Any]) -> tuple[str, str]:
+    return (body["kind"], key_of(body))
 
 
 def _event(

@@ -32,12 +32,9 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def operator_kubeconfig(
-    kube_api: KubeControlPlane, namespace: str, path: Path, server: str | None = None
-) -> Path:
+def operator_kubeconfig(kube_api: KubeControlPlane, namespace: str, path: Path) -> Path:
     """A kubeconfig at `path` of service account `aiscaler` in `namespace`, bound to the shipped
-    ClusterRole and, in `namespace`, to the leader-election Role. With `server`, it reaches the
-    API server there (a proxy on 127.0.0.1, plain HTTP) instead of directly."""
+    ClusterRole and, in `namespace`, to the leader-election Role."""
     docs = list(yaml.safe_load_all((REPO_ROOT / "deploy" / "rbac.yaml").read_text()))
     [role] = [d for d in docs if d["kind"] == "ClusterRole"]
     kube_api.apply(role)
@@ -49,11 +46,17 @@ def operator_kubeconfig(
             for subject in doc.get("subjects", []):
                 subject["namespace"] = namespace
             kube_api.apply(doc, namespace)
-    config = yaml.safe_load(direct.read_text())
-    if server is not None:
-        cluster = config["clusters"][0]["cluster"]
-        cluster["server"] = server
-        del cluster["certificate-authority"]
+    path.write_text(direct.read_text())
+    return path
+
+
+def through(kubeconfig: Path, server: str, path: Path) -> Path:
+    """A copy of `kubeconfig` at `path` that reaches the API server at `server` (a proxy on
+    127.0.0.1, plain HTTP) with the same credentials."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster = config["clusters"][0]["cluster"]
+    cluster["server"] = server
+    del cluster["certificate-authority"]
     path.write_text(yaml.safe_dump(config))
     return path
 

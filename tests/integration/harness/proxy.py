@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
+import urllib3.exceptions
 
 from .process import free_port
 
@@ -206,8 +207,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     self.wfile.flush()
                 self.wfile.write(b"0\r\n\r\n")
-            except (OSError, ValueError, requests.RequestException, AttributeError):
-                self.close_connection = True
+            except (OSError, ValueError, urllib3.exceptions.HTTPError, AttributeError):
+                self.close_connection = True  # cut, or the upstream closed it
             finally:
                 if timer is not None:
                     timer.cancel()
