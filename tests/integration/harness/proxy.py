@@ -65,6 +65,7 @@ class Seen:
 
     method: str
     target: str  # path and query
+    headers: dict[str, str] = field(default_factory=dict)
     status: int | None = None  # what the client got (0: the connection was dropped)
     forwarded: bool = False  # whether the request reached the upstream
 
@@ -148,7 +149,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _relay(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            seen = Seen(self.command, self.path)
+            seen = Seen(self.command, self.path, dict(self.headers.items()))
             proxy._record(seen)
             fault = proxy._fault_for(self.command, self.path)
             if fault is not None and fault.delay_s:
