@@ -196,8 +196,14 @@ def read_yaml(path: Path, what: str) -> Any:
         at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         context = f" ({error.context})" if error.context else ""
         raise InputError(f"{what}{path}{at}: {error.problem}{context}; not valid YAML") from None
+    except yaml.reader.ReaderError as error:
+        code = error.character if isinstance(error.character, int) else ord(error.character)
+        raise InputError(
+            f"{what}{path}: character U+{code:04X} at position {error.position} is not allowed "
+            "in YAML"
+        ) from None
     except yaml.YAMLError as error:
-        raise InputError(f"{what}{path}: not valid YAML: {error}") from None
+        raise InputError(f"{what}{path}: not valid YAML ({type(error).__name__})") from None
 
 
 def pydantic_problems(
