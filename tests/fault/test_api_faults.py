@@ -22,6 +22,7 @@ from harness.objects import (
     service,
     status,
     tick,
+    training_job,
     vllm_requests,
 )
 
@@ -140,25 +141,15 @@ def test_an_api_server_that_keeps_failing_fails_fast(admin, namespace, scaling, 
     assert_converged_once(admin, namespace)
 
 
-def training_job() -> dict:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "TrainingJob",
-        "metadata": {"name": "train"},
-        "spec": {
-            "workers": {"min": 1, "max": 8, "allowedSizes": [1, 2, 4, 8]},
-            "resize": {"cooldownSeconds": 0},
-            "template": {"spec": {"containers": [{"name": "w", "image": "trainer"}]}},
-        },
-    }
-
-
 @pytest.mark.parametrize("fault", ["409 conflict", "503 unavailable", "timeout"])
 def test_a_training_resize_survives_a_short_fault(
     kube_api, admin, namespace, make_operator, api_proxy, fault
 ):
     op, _, _ = make_operator([], gpu_budget=8)
-    kube_api.create(training_job(), namespace)
+    kube_api.create(
+        training_job("train", workers={"min": 1, "max": 8, "allowedSizes": [1, 2, 4, 8]}),
+        namespace,
+    )
     tick(op, admin, namespace)  # creates the Job with 8 workers
     assert admin.get("batch/v1", "Job", namespace, "train")["spec"]["parallelism"] == 8
 

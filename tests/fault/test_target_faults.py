@@ -18,6 +18,7 @@ from harness.objects import (
     service,
     status,
     tick,
+    training_job,
     vllm_requests,
     warnings,
 )
@@ -219,18 +220,7 @@ def test_deleted_custom_resources_take_their_own_objects_and_nothing_else(
     spec = service("chat", template=POD)
     del spec["spec"]["scaleTargetRef"]
     kube_api.create(spec, namespace)
-    kube_api.create(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "TrainingJob",
-            "metadata": {"name": "train"},
-            "spec": {
-                "workers": {"min": 1, "max": 2},
-                "template": {"spec": {"containers": [{"name": "w", "image": "trainer"}]}},
-            },
-        },
-        namespace,
-    )
+    kube_api.create(training_job("train", workers={"min": 1, "max": 2}), namespace)
     tick(op, admin, namespace)
     owned = [
         ("apps/v1", "Deployment", "chat"),

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.objects import API_VERSION, deployment, service
 from harness.operator import Replica, operator_kubeconfig, wait_for
 from harness.prometheus import Series
 
 from aiscaler.kube.client import KubeApi, NotFound
 
-API_VERSION = "aiscaler.dev/v1alpha1"
 TICK_S = 2
 
 
@@ -30,36 +30,9 @@ def requests_history(namespace: str, rate: float) -> Series:
     )
 
 
-def deployment(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "llm"}},
-            "template": {
-                "metadata": {"labels": {"app": "llm"}},
-                "spec": {"containers": [{"name": "c", "image": "vllm"}]},
-            },
-        },
-    }
-
-
 def inference_service(name: str) -> dict[str, Any]:
     """Scales Deployment `name` on the vLLM metrics of service "llm" (10 requests/s)."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "replicas": {"min": 1, "max": 10},
-            "demand": {"preset": "vllm", "selector": {"matchLabels": {"service": "llm"}}},
-            "capacity": {"perReplica": 3},
-            "coldStart": {"seconds": 30},
-        },
-    }
+    return service(name, demand={"preset": "vllm", "selector": {"matchLabels": {"service": "llm"}}})
 
 
 @pytest.fixture
@@ -82,7 +55,7 @@ def test_two_replicas_one_acts_and_the_other_takes_over(
 ):
     admin = KubeApi(kube_api.new_api_client())
     prometheus = prometheus_factory(history=[requests_history(namespace, 10.0)])
-    kube_api.apply(deployment("llm"), namespace)
+    kube_api.apply(deployment("llm", 1), namespace)
     kube_api.create(inference_service("llm"), namespace)
 
     env = {"AISCALER_PROMETHEUS_URL": prometheus.url, "AISCALER_TICK_SECONDS": str(TICK_S)}
@@ -145,7 +118,7 @@ def test_two_replicas_one_acts_and_the_other_takes_over(
     # The leader stops: the second replica takes the Lease over and acts.
     first.stop()
     wait_for("the take-over", lambda: second.metric("aiscaler_leader") == 1, timeout=30)
-    kube_api.apply(deployment("llm2"), namespace)  # so that the new leader has work to do
+    kube_api.apply(deployment("llm2", 1), namespace)  # so that the new leader has work to do
     kube_api.create(inference_service("llm2"), namespace)
     wait_for(
         "the new leader to scale",

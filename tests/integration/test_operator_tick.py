@@ -28,6 +28,7 @@ from harness.objects import (
     service,
     status,
     tick,
+    training_job,
     vllm_requests,
 )
 from harness.prometheus import Series
@@ -138,16 +139,7 @@ def test_training_job_parallelism_follows_the_budget_in_allowed_sizes(
 ):
     op, _ = make_operator([], gpu_budget=6)
     kube_api.create(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "TrainingJob",
-            "metadata": {"name": "pretrain"},
-            "spec": {
-                "workers": {"min": 1, "max": 8, "allowedSizes": [1, 2, 4, 8]},
-                "resize": {"cooldownSeconds": 0},
-                "template": {"spec": {"containers": [{"name": "w", "image": "trainer"}]}},
-            },
-        },
+        training_job("pretrain", workers={"min": 1, "max": 8, "allowedSizes": [1, 2, 4, 8]}),
         namespace,
     )
 
@@ -256,19 +248,7 @@ def test_services_and_a_training_job_never_exceed_the_gpu_budget(
         spec = service(name, resources={"gpusPerReplica": 2})
         spec["spec"]["policy"]["priority"] = priority
         kube_api.create(spec, namespace)
-    kube_api.create(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "TrainingJob",
-            "metadata": {"name": "train"},
-            "spec": {
-                "workers": {"min": 1, "max": 8},
-                "resize": {"cooldownSeconds": 0},
-                "template": {"spec": {"containers": [{"name": "w", "image": "trainer"}]}},
-            },
-        },
-        namespace,
-    )
+    kube_api.create(training_job("train"), namespace)
 
     for _ in range(2):
         tick(op, admin, namespace)

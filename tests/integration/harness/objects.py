@@ -63,6 +63,22 @@ def service(name: str, capacity: float = 3.0, **spec: Any) -> dict[str, Any]:
     }
 
 
+def training_job(name: str, **spec: Any) -> dict[str, Any]:
+    """A TrainingJob of elastic workers (1 to 8 by default, resized without a cooldown)."""
+    body: dict[str, Any] = {
+        "workers": {"min": 1, "max": 8},
+        "resize": {"cooldownSeconds": 0},
+        "template": {"spec": {"containers": [{"name": "w", "image": "trainer"}]}},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
 def status(admin: KubeApi, namespace: str, name: str, kind: str = "InferenceService") -> dict:
     return admin.get(API_VERSION, kind, namespace, name).get("status") or {}
 
