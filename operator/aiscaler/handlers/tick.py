@@ -856,9 +856,10 @@ def _write_status(
         report.errors.append(f"{key_of(body)}: status: {exc}")
         return False
     report.status_writes += 1
-    if isinstance(after, Mapping):  # see Operator.latest
-        kept = {
-            k: after[k] for k in ("apiVersion", "kind", "metadata", "spec", "status") if k in after
+    if isinstance(after, Mapping):  # see Operator.latest; managedFields are the bulk of it
+        kept = {k: after[k] for k in ("apiVersion", "kind", "spec", "status") if k in after}
+        kept["metadata"] = {
+            k: v for k, v in (after.get("metadata") or {}).items() if k != "managedFields"
         }
         op.written[_written_key(body)] = (meta.get("resourceVersion"), kept)
     return True
