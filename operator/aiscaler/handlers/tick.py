@@ -75,6 +75,7 @@ from aiscaler.kube.client import (
     TargetRef,
 )
 from aiscaler.kube.manifests import (
+    FIELD_MANAGER,
     Owner,
     balloon_deployment,
     balloon_deployment_name,
@@ -544,7 +545,7 @@ def _act_on_service(
     replicas = current
     # Replicas someone else set are left alone for a while (no fight): see scaled_outside.
     outside = (
-        scaled_outside(status, op.left.get(s.spec.name), current, now)
+        scaled_outside(status, op.left.get(s.spec.name), current, now, s.state.managers)
         if d.apply and s.state is not None
         else None
     )
@@ -568,6 +569,10 @@ def _act_on_service(
         elif apply and d.replicas != current:
             op.kube.scale(namespace, s.target, d.replicas)
             replicas = d.replicas
+        elif apply and s.state is not None and s.state.managed_by(FIELD_MANAGER) is False:
+            # The count is right but someone else's: aiscaler claims it (same value, a shared
+            # owner), so a manifest that later drops spec.replicas does not reset it.
+            op.kube.scale(namespace, s.target, current)
     except (NotOwned, ValueError, KubeError) as exc:
         _act_failed(op, s.body, exc, now, report)
         return  # nothing changed: memory, status and events stay as they are; retried next tick
