@@ -233,6 +233,7 @@ def test_a_kubectl_scale_under_argo_cd_is_held_for_a_while_then_aiscaler_decides
         loop.wait_rounds(2)
         at_hold = replicas(admin, namespace, NAME)
         limited = condition(admin, namespace, NAME, "ScalingLimited")
+        listed = kube_api.kubectl("-n", namespace, "get", "ais", NAME).stdout
         after = scaling(world, loop, [-1000, -900])  # 10 minutes after the change was seen
     finally:
         loop.stop()
@@ -240,6 +241,10 @@ def test_a_kubectl_scale_under_argo_cd_is_held_for_a_while_then_aiscaler_decides
     assert loop.errors == [] and all(r.errors == [] for r in held)
     assert all(f"{namespace}/{NAME}" not in r.resized for r in held)
     assert at_hold == 9
+    # kubectl get ais shows the hold (the Limited printer column)
+    header, row = listed.splitlines()
+    assert header.split()[-3:] == ["DEGRADED", "LIMITED", "AGE"]
+    assert row.split()[-3:-1] == ["MetricsAvailable", "ScaledOutside"], listed
     assert (limited["status"], limited["reason"]) == ("True", "ScaledOutside")
     assert "from 4 to 9" in limited["message"] or "to 9 by kubectl" in limited["message"]
     assert "by kubectl (an update: kubectl scale" in limited["message"]

@@ -46,6 +46,18 @@ class Kind:
 
 AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation.")
 
+
+def condition_reason(type_: str, name: str, description: str, priority: int = 0) -> PrinterColumn:
+    """A column showing the reason of condition `type_` (what explains a hold or a limit)."""
+    path = f'.status.conditions[?(@.type=="{type_}")].reason'
+    return PrinterColumn(name, "string", path, description, priority)
+
+
+LIMITED = condition_reason(
+    "ScalingLimited", "Limited", "Reason of ScalingLimited: the limit or hold on the decision."
+)
+INVALID = condition_reason("Invalid", "Invalid", "Reason of Invalid: InvalidSpec or SpecValid.", 1)
+
 KINDS = (
     Kind(
         InferenceService,
@@ -57,6 +69,11 @@ KINDS = (
             PrinterColumn(
                 "Forecast", "number", ".status.forecast.value", "Demand forecast at the lead time."
             ),
+            condition_reason(
+                "Degraded", "Degraded", "Reason of Degraded: why replicas are held (data missing)."
+            ),
+            LIMITED,
+            INVALID,
             AGE,
         ),
     ),
@@ -66,7 +83,9 @@ KINDS = (
             PrinterColumn("Phase", "string", ".status.phase", "Phase of the job."),
             PrinterColumn("Workers", "integer", ".status.workers", "Current workers."),
             PrinterColumn("Desired", "integer", ".status.desiredWorkers", "Decided workers."),
+            LIMITED,
             PrinterColumn("GPU-Hours", "number", ".status.gpuHours", "GPU-hours used.", 1),
+            INVALID,
             AGE,
         ),
     ),
