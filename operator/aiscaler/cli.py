@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "backtest": "aiscaler.forecast.backtest_cli",
     "train": "aiscaler.forecast.train_cli",
     "export": "aiscaler.metrics.export_cli",
+    "validate": "aiscaler.validate",
     "crds": "aiscaler.api.crdgen",
 }
 

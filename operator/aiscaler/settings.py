@@ -193,3 +193,36 @@ class Settings(BaseSettings):
                 f"metrics_port and health_port must differ (both are {self.metrics_port})"
             )
         return self
+
+
+class _FileOnly(Settings):
+    """Settings from given values alone: the environment and AISCALER_CONFIG_FILE are not read."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_file_problems(data: Any) -> tuple[Settings | None, list[str]]:
+    """The content of a settings file checked on its own, as `aiscaler validate` does: the
+    settings, or None and one `setting: problem` line per problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None, [
+            f"the file must hold a mapping of setting names to values, not a {type(data).__name__}"
+        ]
+    named = [key for key in data if not isinstance(key, str)]
+    if named:
+        return None, [f"{key!r}: setting names are text, e.g. tick_seconds" for key in named]
+    try:
+        return _FileOnly(**data), []
+    except ValidationError as error:
+        return None, pydantic_problems(error.errors(), _known_names)

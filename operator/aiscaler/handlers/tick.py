@@ -45,6 +45,8 @@ from aiscaler.handlers.mapping import (
     key_of,
     parse_service,
     parse_training,
+    pool_specs,
+    service_query,
     service_spec,
     service_target,
     training_spec,
@@ -148,17 +150,7 @@ class Operator:
         return tuple([fresh(b) for b in bodies] for bodies in kinds)
 
     def pool_specs(self) -> list[PoolSpec]:
-        return [
-            PoolSpec(
-                name=p.name,
-                gpus_per_node=p.gpus_per_node,
-                max_nodes=p.max_nodes,
-                min_nodes=p.min_nodes,
-                provisioning_s=float(p.provisioning_seconds),
-                budget=p.budget,
-            )
-            for p in self.settings.pools
-        ]
+        return pool_specs(self.settings.pools)
 
 
 @dataclass
@@ -471,18 +463,7 @@ def forecast_in_batches(
 
 
 def _service_query(s: _Service) -> ServiceQuery:
-    meta, demand, latency = s.body["metadata"], s.model.spec.demand, s.model.spec.slo.latency
-    return ServiceQuery(
-        namespace=meta["namespace"],
-        name=meta["name"],
-        preset=demand.preset,
-        unit=demand.unit,
-        query=demand.query,
-        selector=dict(demand.selector.match_labels) if demand.selector else {},
-        latency_metric=latency.metric,
-        latency_quantile=latency.quantile,
-        workload=s.target.name,
-    )
+    return service_query(s.body, s.model, s.target.name)
 
 
 def _horizon_steps(
