@@ -52,6 +52,22 @@ def test_generating_reproduces_the_committed_crds_byte_for_byte(tmp_path: Path) 
         assert text == committed[name], f"crds/{name} drifted from the models: run `make crds`"
 
 
+def test_the_reference_in_the_docs_is_generated_from_the_models(tmp_path: Path) -> None:
+    out = tmp_path / "reference.md"
+    assert main(["crds", "--output-dir", str(tmp_path / "crds"), "--reference", str(out)]) == 0
+    committed = REPO / "docs" / "crd-reference.md"
+    assert out.read_text() == committed.read_text(), (
+        "docs/crd-reference.md drifted from the models: run `make crds`"
+    )
+    # every field of both kinds is in it
+    for crd in CRD_FILES:
+        schema = version(load(crd))["schema"]["openAPIV3Schema"]
+        for part in ("spec", "status"):
+            for where, _ in schema_nodes(schema["properties"][part], f".{part}"):
+                if where != f".{part}" and not where.endswith(("[]", "{}")):
+                    assert f"`{where[1:]}`" in out.read_text(), where
+
+
 def test_there_is_one_crd_per_kind() -> None:
     assert [path.name for path in CRD_FILES] == [
         "inferenceservices.aiscaler.dev.yaml",
