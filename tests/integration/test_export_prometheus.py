@@ -8,40 +8,17 @@ from __future__ import annotations
 import csv
 import math
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
-from harness.prometheus import Series
+from harness.traces import BUNDLED_BIN_S as BIN_S
+from harness.traces import bundled_requests, request_counter
 
 from aiscaler.cli import main
 
-BIN_S = 600
-SCRAPE_S = 60
 DAYS = 2
 QUERY = 'sum(rate(vllm:request_success_total{model_name="qwen"}[10m]))'
-
-
-def bundled_trace() -> list[float]:
-    path = resources.files("aiscaler") / "data" / "servegen_language_m_mid_5days_10min.csv"
-    with resources.as_file(path) as file, file.open() as f:
-        rows = list(csv.DictReader(f))
-    return [float(r["requests"]) for r in rows[: DAYS * 86400 // BIN_S]]
-
-
-def counter(namespace: str, requests: list[float], end: float, scale: float = 1.0) -> Series:
-    """vLLM's request counter: each bin's requests arriving evenly, scraped every minute; the
-    last bin ends at `end`."""
-    start = end - len(requests) * BIN_S
-    samples, total = [(start, 0.0)], 0.0
-    per_scrape = BIN_S // SCRAPE_S
-    for i, count in enumerate(requests):
-        for j in range(1, per_scrape + 1):
-            total += scale * count / per_scrape
-            samples.append((start + i * BIN_S + j * SCRAPE_S, total))
-    labels = {"namespace": namespace, "model_name": "qwen", "finished_reason": "stop"}
-    return Series("vllm:request_success_total", labels, samples)
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +27,16 @@ def world(tmp_path_factory):
     from harness.components import component_or_skip
     from harness.prometheus import PrometheusServer
 
-    requests = bundled_trace()
+    requests = bundled_requests(DAYS)
     end = math.floor(time.time() / BIN_S) * BIN_S - 3600
     with component_or_skip():
         server = PrometheusServer(tmp_path_factory.mktemp("prometheus"))
-    server.backfill([counter("team-a", requests, end), counter("team-b", requests, end, 10.0)])
+    server.backfill(
+        [
+            request_counter({"namespace": "team-a", "model_name": "qwen"}, requests, end),
+            request_counter({"namespace": "team-b", "model_name": "qwen"}, requests, end, 10.0),
+        ]
+    )
     server.start()
     yield {"url": server.url, "requests": requests, "end": end}
     server.stop()
