@@ -14,7 +14,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     """Settings of the whole operator."""
 
     model_config = SettingsConfigDict(env_prefix="AISCALER_", extra="forbid")
+    # False: only the values given are read (aiscaler validate checks a file on its own).
+    read_environment: ClassVar[bool] = True
 
     prometheus_url: str = Field(
         default="http://localhost:9090", description="Base URL of the Prometheus HTTP API."
@@ -147,6 +149,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if not cls.read_environment:
+            return (init_settings,)
         config_file = os.environ.get(CONFIG_FILE_ENV)
         if not config_file:
             return init_settings, env_settings
@@ -198,16 +202,7 @@ class Settings(BaseSettings):
 class _FileOnly(Settings):
     """Settings from given values alone: the environment and AISCALER_CONFIG_FILE are not read."""
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
+    read_environment = False
 
 
 def settings_file_problems(data: Any) -> tuple[Settings | None, list[str]]:
