@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/mypy
 
 crds: install
-	$(BIN)/aiscaler crds
+	$(BIN)/aiscaler crds --reference docs/crd-reference.md
 
 demo: install
 	$(BIN)/aiscaler simulate

@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "simulate": "aiscaler.sim.cli",
     "backtest": "aiscaler.forecast.backtest_cli",
     "train": "aiscaler.forecast.train_cli",
+    "export": "aiscaler.metrics.export_cli",
+    "validate": "aiscaler.validate",
     "crds": "aiscaler.api.crdgen",
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import math
 import os
 import sys
@@ -183,27 +184,36 @@ def check_replicas_needed(peak: float, capacity: float, option: str) -> None:
 def read_yaml(path: Path, what: str) -> Any:
     """The YAML document in `path`; a missing file or bad YAML is an InputError naming the
     file, the line and the column. `what` prefixes the path: "--config " or "VARIABLE="."""
+    text = read_text(path, what)
     try:
-        text = path.read_text(encoding="utf-8")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise yaml_problem(error, f"{what}{path}") from None
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of `path`; a file that cannot be read or is not UTF-8 is an InputError."""
+    try:
+        return path.read_text(encoding="utf-8")
     except OSError as error:
         raise InputError(f"{what}{path}: cannot read it: {error.strerror or error}") from None
     except UnicodeDecodeError:
         raise InputError(f"{what}{path}: is not UTF-8 text") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
+
+
+def yaml_problem(error: yaml.YAMLError, where: str) -> InputError:
+    """What is wrong with the YAML of `where`, at which line and column, on one line."""
+    if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark
         at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         context = f" ({error.context})" if error.context else ""
-        raise InputError(f"{what}{path}{at}: {error.problem}{context}; not valid YAML") from None
-    except yaml.reader.ReaderError as error:
+        return InputError(f"{where}{at}: {error.problem}{context}; not valid YAML")
+    if isinstance(error, yaml.reader.ReaderError):
         code = error.character if isinstance(error.character, int) else ord(error.character)
-        raise InputError(
-            f"{what}{path}: character U+{code:04X} at position {error.position} is not allowed "
-            "in YAML"
-        ) from None
-    except yaml.YAMLError as error:
-        raise InputError(f"{what}{path}: not valid YAML ({type(error).__name__})") from None
+        return InputError(
+            f"{where}: character U+{code:04X} at position {error.position} is not allowed in YAML"
+        )
+    return InputError(f"{where}: not valid YAML ({type(error).__name__})")
 
 
 def pydantic_problems(
@@ -215,12 +225,18 @@ def pydantic_problems(
     problems = []
     for error in errors:
         loc = tuple(error["loc"])
-        path = ".".join(str(part) for part in loc) or "value"
+        path = ".".join(_key(part) for part in loc) or "value"
         if error.get("type") == "extra_forbidden":
             problems.append(f"{path}: {unknown(str(loc[-1]), known(loc[:-1]))}")
         else:
             problems.append(f"{path}: {_message(error)}")
     return problems
+
+
+def _key(part: Any) -> str:
+    # A key as the user wrote it; one that is not plain text (a newline, a dot) is quoted.
+    text = str(part)
+    return text if text and text.isprintable() and "." not in text else json.dumps(text)
 
 
 def unknown(key: str, known: Collection[str]) -> str:

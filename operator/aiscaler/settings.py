@@ -14,7 +14,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     """Settings of the whole operator."""
 
     model_config = SettingsConfigDict(env_prefix="AISCALER_", extra="forbid")
+    # False: only the values given are read (aiscaler validate checks a file on its own).
+    read_environment: ClassVar[bool] = True
 
     prometheus_url: str = Field(
         default="http://localhost:9090", description="Base URL of the Prometheus HTTP API."
@@ -147,6 +149,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if not cls.read_environment:
+            return (init_settings,)
         config_file = os.environ.get(CONFIG_FILE_ENV)
         if not config_file:
             return init_settings, env_settings
@@ -193,3 +197,27 @@ class Settings(BaseSettings):
                 f"metrics_port and health_port must differ (both are {self.metrics_port})"
             )
         return self
+
+
+class _FileOnly(Settings):
+    """Settings from given values alone: the environment and AISCALER_CONFIG_FILE are not read."""
+
+    read_environment = False
+
+
+def settings_file_problems(data: Any) -> tuple[Settings | None, list[str]]:
+    """The content of a settings file checked on its own, as `aiscaler validate` does: the
+    settings, or None and one `setting: problem` line per problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None, [
+            f"the file must hold a mapping of setting names to values, not a {type(data).__name__}"
+        ]
+    named = [key for key in data if not isinstance(key, str)]
+    if named:
+        return None, [f"{key!r}: setting names are text, e.g. tick_seconds" for key in named]
+    try:
+        return _FileOnly(**data), []
+    except ValidationError as error:
+        return None, pydantic_problems(error.errors(), _known_names)

@@ -15,6 +15,7 @@ from harness.objects import (
     condition,
     deployment,
     replicas,
+    scale_by_hand,
     service,
     status,
     tick,
@@ -26,11 +27,10 @@ from harness.operator import wait_for
 
 from aiscaler.handlers.operator import RunOptions, build_operator
 from aiscaler.handlers.status import OUTSIDE_HOLD_S, timestamp
-from aiscaler.kube.client import NotFound, TargetRef
+from aiscaler.kube.client import NotFound
 from aiscaler.settings import Settings
 
 NEEDED = range(4, 7)  # 10 requests/s at 3 per replica, with the forecast's spread
-TARGET = TargetRef("apps/v1", "Deployment", "llm")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -85,7 +85,7 @@ def test_an_owned_deployment_deleted_by_hand_is_created_again(
 
 
 def test_replicas_set_by_hand_are_reported_then_left_alone_for_a_while(namespace, admin, scaled):
-    admin.scale(namespace, TARGET, 9)  # a person scales it up by hand
+    scale_by_hand(admin, namespace, "llm", 9)  # kubectl scale --replicas=9
 
     for _ in range(3):
         tick(scaled, admin, namespace)
@@ -94,6 +94,7 @@ def test_replicas_set_by_hand_are_reported_then_left_alone_for_a_while(namespace
     limited = condition(admin, namespace, "llm", "ScalingLimited")
     assert (limited["status"], limited["reason"]) == ("True", "ScaledOutside")
     assert "changed outside aiscaler" in limited["message"] and "to 9" in limited["message"]
+    assert "by kubectl" in limited["message"]
     assert warnings(admin, namespace, "llm") == ["ScaledOutside"]
     assert status(admin, namespace, "llm")["replicas"] == 9
 
@@ -117,8 +118,8 @@ def test_another_autoscaler_setting_the_replicas_meets_no_fight(
 ):
     writes_before = api_proxy.count("PATCH", r"/deployments/llm/scale")
 
-    for _ in range(6):  # something sets 9 before every tick (an HPA, a GitOps sync)
-        admin.scale(namespace, TARGET, 9)
+    for _ in range(6):  # something sets 9 before every tick (here the HPA's controller)
+        scale_by_hand(admin, namespace, "llm", 9, manager="kube-controller-manager")
         tick(scaled, admin, namespace)
 
     assert api_proxy.count("PATCH", r"/deployments/llm/scale") == writes_before  # no write back

@@ -25,6 +25,7 @@ from harness.objects import (
     deployment,
     events,
     replicas,
+    scale_by_hand,
     service,
     status,
     tick,
@@ -36,7 +37,7 @@ from harness.prometheus import Series
 from aiscaler.core.margin import STEP
 from aiscaler.forecast.baselines import HoltWintersForecaster
 from aiscaler.handlers.tick import Operator
-from aiscaler.kube.client import KubeApi, TargetRef
+from aiscaler.kube.client import KubeApi
 from aiscaler.metrics.prometheus import PrometheusMetrics
 from aiscaler.settings import Settings
 
@@ -218,9 +219,7 @@ def test_prometheus_stopped_mid_run_gives_degraded_and_no_scale_down(
     scaled_down = replicas(admin, namespace, "llm")
     assert scaled_down < 12  # with metrics, 12 is too many for 10/s
 
-    admin.scale(
-        namespace, TargetRef("apps/v1", "Deployment", "llm"), 12
-    )  # someone scales it back up by hand
+    scale_by_hand(admin, namespace, "llm", 12)  # someone scales it back up by hand
     prometheus.stop()
     tick(op, admin, namespace)
 

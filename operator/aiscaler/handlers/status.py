@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from aiscaler.core.conditions import condition
 from aiscaler.core.types import Condition, Reason
+from aiscaler.kube.manifests import FIELD_MANAGER, FieldManager
 
 
 class SpecReason(StrEnum):
@@ -118,13 +119,22 @@ def settled_forecast(
 
 
 def scaled_outside(
-    status: Mapping[str, Any], left: int | None, current: int, now: float
+    status: Mapping[str, Any],
+    left: int | None,
+    current: int,
+    now: float,
+    managers: Sequence[FieldManager] | None = None,
 ) -> tuple[str, float] | None:
     """(message, since) while aiscaler leaves a target's replicas alone (OUTSIDE_HOLD_S after
     they changed outside aiscaler), else None. A change is seen against `left`, the replicas
     aiscaler left the target at in its last tick (None: unknown to this process, e.g. after a
     restart; then the replicas its status recorded); a target that did not exist at the last
-    tick is new, not changed."""
+    tick is new, not changed. `managers`, the field managers owning the count now (latest
+    writer last; None: not known), name who changed it. A count nobody owns is no one's choice:
+    an apply of a manifest that dropped spec.replicas reset it to the default (also when a
+    GitOps tool took over a `kubectl scale` and dropped it), so aiscaler takes over at once."""
+    if managers is not None and not managers:
+        return None
     recorded = left if left is not None else status.get("replicas")
     for c in read_conditions(status):
         kind = (c.type, c.status, c.reason)
@@ -135,12 +145,32 @@ def scaled_outside(
             return c.message, c.last_transition_time
     if isinstance(recorded, int) and recorded != current:
         return (
-            f"replicas changed outside aiscaler from {recorded} to {current}; aiscaler leaves "
-            f"them for {OUTSIDE_HOLD_S:.0f}s (if something keeps setting them, such as another "
-            "autoscaler or spec.replicas in a GitOps source, remove it)",
+            f"replicas changed outside aiscaler from {recorded} to {current}"
+            f"{_changed_by(managers)}; aiscaler leaves them for {OUTSIDE_HOLD_S:.0f}s, then "
+            "decides again (docs/gitops.md)",
             now,
         )
     return None
+
+
+def _changed_by(managers: Sequence[FieldManager] | None) -> str:
+    """Who set the replicas, from the field managers owning them (the latest writer last)."""
+    # An update takes ownership only of what it changes, so an updater among the owners set the
+    # count; an applier may only share a value it re-applied (Argo CD's RespectIgnoreDifferences).
+    others = [m for m in managers or () if m.name != FIELD_MANAGER]
+    updates = [m for m in others if m.operation == "Update"]
+    if not others:
+        return ""
+    last = (updates or others)[-1]
+    if last.operation == "Apply":
+        return (
+            f" by {last.name}, which applies spec.replicas from its manifest: remove replicas "
+            "from the manifest, or have the GitOps tool ignore the fields aiscaler manages"
+        )
+    return (
+        f" by {last.name} (an update: kubectl scale or edit, another autoscaler, or a "
+        "client-side apply of a manifest holding replicas)"
+    )
 
 
 def operator_condition(

@@ -45,6 +45,8 @@ from aiscaler.handlers.mapping import (
     key_of,
     parse_service,
     parse_training,
+    pool_specs,
+    service_query,
     service_spec,
     service_target,
     training_spec,
@@ -75,6 +77,7 @@ from aiscaler.kube.client import (
     TargetRef,
 )
 from aiscaler.kube.manifests import (
+    FIELD_MANAGER,
     Owner,
     balloon_deployment,
     balloon_deployment_name,
@@ -147,17 +150,7 @@ class Operator:
         return tuple([fresh(b) for b in bodies] for bodies in kinds)
 
     def pool_specs(self) -> list[PoolSpec]:
-        return [
-            PoolSpec(
-                name=p.name,
-                gpus_per_node=p.gpus_per_node,
-                max_nodes=p.max_nodes,
-                min_nodes=p.min_nodes,
-                provisioning_s=float(p.provisioning_seconds),
-                budget=p.budget,
-            )
-            for p in self.settings.pools
-        ]
+        return pool_specs(self.settings.pools)
 
 
 @dataclass
@@ -470,18 +463,7 @@ def forecast_in_batches(
 
 
 def _service_query(s: _Service) -> ServiceQuery:
-    meta, demand, latency = s.body["metadata"], s.model.spec.demand, s.model.spec.slo.latency
-    return ServiceQuery(
-        namespace=meta["namespace"],
-        name=meta["name"],
-        preset=demand.preset,
-        unit=demand.unit,
-        query=demand.query,
-        selector=dict(demand.selector.match_labels) if demand.selector else {},
-        latency_metric=latency.metric,
-        latency_quantile=latency.quantile,
-        workload=s.target.name,
-    )
+    return service_query(s.body, s.model, s.target.name)
 
 
 def _horizon_steps(
@@ -544,7 +526,7 @@ def _act_on_service(
     replicas = current
     # Replicas someone else set are left alone for a while (no fight): see scaled_outside.
     outside = (
-        scaled_outside(status, op.left.get(s.spec.name), current, now)
+        scaled_outside(status, op.left.get(s.spec.name), current, now, s.state.managers)
         if d.apply and s.state is not None
         else None
     )
@@ -568,6 +550,10 @@ def _act_on_service(
         elif apply and d.replicas != current:
             op.kube.scale(namespace, s.target, d.replicas)
             replicas = d.replicas
+        elif apply and s.state is not None and s.state.managed_by(FIELD_MANAGER) is False:
+            # The count is right but someone else's: aiscaler claims it (same value, a shared
+            # owner), so a manifest that later drops spec.replicas does not reset it.
+            op.kube.scale(namespace, s.target, current)
     except (NotOwned, ValueError, KubeError) as exc:
         _act_failed(op, s.body, exc, now, report)
         return  # nothing changed: memory, status and events stay as they are; retried next tick

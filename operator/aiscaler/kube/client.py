@@ -22,7 +22,13 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from aiscaler.kube.gpus import PoolGpus, gpus_per_pool
-from aiscaler.kube.manifests import FIELD_MANAGER, Manifest, is_owned_by
+from aiscaler.kube.manifests import (
+    FIELD_MANAGER,
+    FieldManager,
+    Manifest,
+    is_owned_by,
+    replica_managers,
+)
 
 APPS_KINDS = {"Deployment", "StatefulSet", "ReplicaSet"}  # readable in one LIST per namespace
 
@@ -80,6 +86,13 @@ class TargetRef:
 class ScaleState:
     replicas: int  # desired replicas as the target's spec says
     ready_replicas: int
+    # Who owns the replica count (metadata.managedFields), the latest writer last; None when
+    # the object was not read with its managed fields.
+    managers: tuple[FieldManager, ...] | None = None
+
+    def managed_by(self, name: str) -> bool | None:
+        """Whether the field manager `name` owns the replica count (None: not known)."""
+        return None if self.managers is None else any(m.name == name for m in self.managers)
 
 
 def load_api_client(kubeconfig: str | None = None) -> k8s_client.ApiClient:
@@ -302,6 +315,7 @@ class KubeApi:
                     result[key] = ScaleState(
                         replicas=int(obj["spec"].get("replicas", 1)),
                         ready_replicas=int(obj.get("status", {}).get("readyReplicas", 0)),
+                        managers=replica_managers(obj),
                     )
                 else:
                     result[key] = self.read_scale(namespace, ref)
@@ -317,7 +331,9 @@ class KubeApi:
         obj = self.request("GET", path)
         status = obj.get("status") or {}
         ready = status.get("readyReplicas", scale.get("status", {}).get("replicas", 0))
-        return ScaleState(replicas=replicas, ready_replicas=int(ready))
+        # Another kind's /scale may map the count to a field other than spec.replicas: when no
+        # owner is found, who owns it is not known (rather than nobody).
+        return ScaleState(replicas, int(ready), replica_managers(obj) or None)
 
     def gpu_pools(
         self, pools: Mapping[str, Mapping[str, str]], resource_name: str = "nvidia.com/gpu"
@@ -332,13 +348,24 @@ class KubeApi:
     # -- writes ----------------------------------------------------------------------------
 
     def scale(self, namespace: str, ref: TargetRef, replicas: int) -> None:
+        """Set the target's replicas by a server-side apply of its /scale subresource under the
+        field manager `aiscaler`, so that aiscaler owns the replica count and nothing else of an
+        object it did not make (a GitOps tool's apply keeps the rest). The apply is forced: the
+        caller has checked that nobody changed the count since aiscaler last set it
+        (handlers.status.scaled_outside), so all it takes over is another manager's claim on
+        that value, such as Argo CD's re-apply of the live count (docs/gitops.md)."""
         path = self.path(ref.api_version, ref.kind, namespace, ref.name) + "/scale"
         self.request(
             "PATCH",
             path,
-            query={"fieldManager": FIELD_MANAGER},
-            body={"spec": {"replicas": replicas}},
-            content_type="application/merge-patch+json",
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body={
+                "apiVersion": "autoscaling/v1",
+                "kind": "Scale",
+                "metadata": {"name": ref.name, "namespace": namespace},
+                "spec": {"replicas": replicas},
+            },
+            content_type="application/apply-patch+yaml",
         )
 
     def apply(self, manifest: Manifest, owner_uid: str | None = None) -> Any:

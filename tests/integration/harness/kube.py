@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from .components import ComponentFailed, etcd_binary, find_binary
+from .components import ComponentFailed, etcd_binary, find_binary, kubectl_binary
 from .pki import ControlPlanePki, make_control_plane_pki
 from .process import ManagedProcess, free_port
 
@@ -203,6 +204,15 @@ class KubeControlPlane:
     def new_api_client(self, kubeconfig: Path | None = None) -> client.ApiClient:
         """A fresh ApiClient for `kubeconfig` (the admin one by default)."""
         return config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl as the admin against this API server; raises with its output
+        when it fails and `check` is set."""
+        command = [str(kubectl_binary()), f"--kubeconfig={self.kubeconfig}", *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr}")
+        return done
 
     # -- objects ---------------------------------------------------------------------------
 

@@ -93,6 +93,21 @@ def replicas(admin: KubeApi, namespace: str, name: str) -> int:
     return int(admin.get("apps/v1", "Deployment", namespace, name)["spec"]["replicas"])
 
 
+def scale_by_hand(
+    admin: KubeApi, namespace: str, name: str, replicas: int, manager: str = "kubectl"
+) -> None:
+    """What `kubectl scale deployment/NAME --replicas=N` sends (an update of /scale by the
+    field manager `kubectl`); another `manager` stands for another controller, e.g. the HPA's
+    kube-controller-manager."""
+    admin.request(
+        "PATCH",
+        admin.path("apps/v1", "Deployment", namespace, name) + "/scale",
+        query={"fieldManager": manager},
+        body={"spec": {"replicas": replicas}},
+        content_type="application/merge-patch+json",
+    )
+
+
 def events(admin: KubeApi, namespace: str, name: str) -> list[dict]:
     return [e for e in admin.list("v1", "Event", namespace) if e["involvedObject"]["name"] == name]
 

@@ -13,6 +13,7 @@ from aiscaler.handlers.status import (
     timestamp,
     write_conditions,
 )
+from aiscaler.kube.manifests import FieldManager
 
 T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC).timestamp()
 T1 = T0 + 300
@@ -190,3 +191,37 @@ def test_replicas_changed_outside_aiscaler_are_held(status, left, current, held_
     assert (held and held[1]) == held_since
     if held_since == NOW:
         assert f"to {current}" in held[0] and f"{OUTSIDE_HOLD_S:.0f}s" in held[0]
+
+
+@pytest.mark.parametrize(
+    ("managers", "says"),
+    [
+        (None, "to 9; aiscaler leaves them"),  # owners not known: no attribution
+        ((FieldManager("kubectl", "Update"),), "by kubectl (an update: kubectl scale"),
+        (
+            (FieldManager("aiscaler", "Apply"), FieldManager("argocd-controller", "Apply")),
+            "by argocd-controller, which applies spec.replicas from its manifest",
+        ),
+        # an updater set the count (an applier among the owners may only share it)
+        (
+            (FieldManager("kube-controller-manager", "Update"), FieldManager("argocd", "Apply")),
+            "by kube-controller-manager (an update",
+        ),
+    ],
+)
+def test_an_outside_change_names_who_made_it(managers, says):
+    message, since = scaled_outside({"replicas": 4}, None, 9, NOW, managers)
+    assert since == NOW and says in message and "docs/gitops.md" in message
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"replicas": 4},  # changed since aiscaler's last write
+        {"replicas": 9, "conditions": [_limited("ScaledOutside", NOW - 100)]},  # during a hold
+    ],
+)
+def test_a_count_nobody_owns_is_no_change_and_ends_a_hold(status):
+    # A manifest dropped spec.replicas (or a GitOps tool took a kubectl scale over and dropped
+    # it): the API server's default is nobody's choice, so aiscaler takes over at once.
+    assert scaled_outside(status, None, 1, NOW, ()) is None
