@@ -123,8 +123,10 @@ class KubeControlPlane:
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
             # No controller-manager creates the `default` service account in new namespaces,
-            # so this admission plugin would reject every pod (as envtest also does).
-            "--disable-admission-plugins=ServiceAccount",
+            # so ServiceAccount would reject every pod (as envtest also does). A new node gets a
+            # not-ready taint from TaintNodesByCondition that only the node-lifecycle controller
+            # lifts; the local cluster's kwok nodes are Ready at once and run without it.
+            "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
         ]
 
