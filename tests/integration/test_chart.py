@@ -156,6 +156,7 @@ def test_every_option_reaches_the_settings_and_the_pod(helm, tmp_path, monkeypat
     assert settings.pools[0].node_selector == {"karpenter.sh/nodepool": "h100"}
     assert settings.pools[0].budget == 64 and settings.pools[0].min_nodes == 1
     assert str(settings.model_path) == "/models/aiscaler"
+    assert (settings.measurement.history_step_s, settings.measurement.window_s) == (30, 60)
     assert (settings.metrics_port, settings.health_port) == (9100, 9101)
     token = settings.prometheus_bearer_token_file
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
@@ -190,6 +191,7 @@ def test_a_changed_setting_rolls_the_operator(helm):
         (["--set", "replicaCount=3"], "replicaCount"),
         (["--set", "tickSecond=10"], "tickSecond"),  # a typo is an error, not ignored
         (["--set", "balloonPriorityClass.value=1000"], "value"),
+        (["--set", "measurement.window_s=0"], "window_s"),
         (["--set-json", 'pools=[{"name": "a", "gpuType": "T4", "gpusPerNode": 1}]'], "maxNodes"),
     ],
 )

@@ -38,6 +38,10 @@ gpu_budget: {{ .Values.gpuBudget }}
 pools:
   {{- toYaml .Values.pools | nindent 2 }}
 balloon_priority_class: {{ .Values.balloonPriorityClass.name | quote }}
+{{- with .Values.measurement }}
+measurement:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- if .Values.modelPath }}
 model_path: {{ .Values.modelPath | quote }}
 {{- end }}

@@ -78,7 +78,6 @@ from aiscaler.kube.manifests import (
     rendezvous_service,
     training_job_resize,
 )
-from aiscaler.metrics.batch import Settings as QuerySettings
 from aiscaler.metrics.errors import MetricError
 from aiscaler.metrics.source import (
     History,
@@ -117,7 +116,7 @@ class Operator:
     def config(self) -> PlannerConfig:
         return PlannerConfig(
             tick_s=float(self.settings.tick_seconds),
-            slo_window_s=float(QuerySettings.window_s),  # the latency readings' window
+            slo_window_s=float(self.settings.measurement.window_s),  # latency readings' window
         )
 
     def pool_specs(self) -> list[PoolSpec]:

@@ -61,6 +61,7 @@ class ClusterConfig:
     system_node: Mapping[str, str]
     pools: tuple[Pool, ...]
     pool_values: tuple[Mapping[str, Any], ...]  # the pools as the chart's values take them
+    measurement: Mapping[str, float]  # the chart's `measurement` value
     source: Path  # the file it was read from (the emulators read it too)
 
     @classmethod
@@ -74,6 +75,7 @@ class ClusterConfig:
             system_node=raw["systemNode"],
             pools=tuple(Pool.from_values(p, raw["gpuNode"]) for p in raw["pools"]),
             pool_values=tuple(raw["pools"]),
+            measurement=raw["measurement"],
             source=path,
         )
 
@@ -82,6 +84,7 @@ class ClusterConfig:
         return {
             "pools": list(self.pool_values),
             "tickSeconds": self.tick_s,
+            "measurement": dict(self.measurement),
             "prometheus": {"url": prometheus_url},
         }
 
