@@ -127,10 +127,18 @@ class LocalCluster:
         self.emulators = ManagedProcess(
             "emulators",
             [
-                sys.executable, "-m", "harness.emulators",
-                "--kubeconfig", str(self.kubeconfig), "--cluster", str(config.source),
-                "--workloads", str(self.workloads_file), "--port", str(self.emulators_port),
-            ],  # fmt: skip
+                sys.executable,
+                "-m",
+                "harness.emulators",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--cluster",
+                str(config.source),
+                "--workloads",
+                str(self.workloads_file),
+                "--port",
+                str(self.emulators_port),
+            ],
             workdir / "emulators.log",
             env={"PYTHONPATH": os.pathsep.join(map(str, python_path()))},
         )
@@ -193,11 +201,14 @@ class LocalCluster:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self, workloads: Sequence[Workload] = ()) -> None:
-        """Start everything; the workloads' demand before now becomes Prometheus history."""
-        write_workloads(self.workloads_file, workloads)
+    def start(self, history_of: Sequence[Workload] = ()) -> None:
+        """Start everything. The metrics these workloads' engines would have exposed until now
+        are written into Prometheus first (a service that ran before); the emulator serves no
+        workload until `set_workloads` names them (once their Deployments exist), and then
+        continues the counters of the same workload from where its history ends."""
+        write_workloads(self.workloads_file, [])
         self.operator_targets.write_text("[]")
-        self.prometheus.backfill(history(workloads, time.time()))
+        self.prometheus.backfill(history(history_of, time.time()))
         try:
             self.plane.start()
             core = client.CoreV1Api(self.plane.api_client)
@@ -232,7 +243,9 @@ class LocalCluster:
             for i in range(pool.min_nodes):
                 name = f"{pool.name}-{i}"
                 nodes.append(
-                    fake_node(name, pool.node_labels(name), pool.cpu, pool.memory, pool.gpus_per_node)
+                    fake_node(
+                        name, pool.node_labels(name), pool.cpu, pool.memory, pool.gpus_per_node
+                    )
                 )
         return nodes
 
@@ -299,9 +312,7 @@ def up(directory: Path) -> dict[str, Any]:
     """Start a cluster whose processes outlive this one; its state goes to DIR/state.json."""
     state_file = directory / "state.json"
     if state_file.exists():
-        raise ComponentFailed(
-            f"a cluster is already up ({state_file}): `make cluster-down` first"
-        )
+        raise ComponentFailed(f"a cluster is already up ({state_file}): `make cluster-down` first")
     directory.mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(directory, ClusterConfig.load())
     cluster.start()

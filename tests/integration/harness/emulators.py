@@ -22,9 +22,9 @@ import logging
 import math
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -326,7 +326,9 @@ class Pool:
         labels = self.node_labels("any")
         selector = spec.get("nodeSelector") or {}
         gpus = pod_gpu_request(pod, GPU)
-        return 0 < gpus <= self.gpus_per_node and all(labels.get(k) == v for k, v in selector.items())
+        return 0 < gpus <= self.gpus_per_node and all(
+            labels.get(k) == v for k, v in selector.items()
+        )
 
 
 def fake_node(
@@ -408,7 +410,8 @@ class NodeEmulator:
             nodes.append(self._add_node(pool, due.requested_for))
         # What the pool's nodes (and those on their way) cannot hold, first-fit by GPUs.
         free = [
-            pool.gpus_per_node - sum(pod_gpu_request(p, GPU) for p in bound.get(n["metadata"]["name"], []))
+            pool.gpus_per_node
+            - sum(pod_gpu_request(p, GPU) for p in bound.get(n["metadata"]["name"], []))
             for n in nodes
         ] + [pool.gpus_per_node] * len(in_flight)
         left: list[dict[str, Any]] = []
@@ -471,7 +474,7 @@ def serve_text_format(registry: CollectorRegistry, port: int) -> None:
     `vllm_x`), while vLLM's own endpoint shows the colon names the presets query."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             body = generate_latest(registry)
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE_LATEST)

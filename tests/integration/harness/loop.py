@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,10 @@ def prerequisites(cluster: LocalCluster) -> list[dict[str, Any]]:
             },
         }
     )
-    for namespace, claim in (("ml-training", "llm-pretrain-checkpoints"), ("inference", "hf-cache")):
+    for namespace, claim in (
+        ("ml-training", "llm-pretrain-checkpoints"),
+        ("inference", "hf-cache"),
+    ):
         volume = f"{namespace}-{claim}"
         docs.append(
             {
@@ -162,12 +165,32 @@ def apply_examples(cluster: LocalCluster) -> list[tuple[str, str, str]]:
     return created
 
 
+def wait_ready(cluster: LocalCluster, replicas: int, timeout: float = 120.0) -> None:
+    """Until the flagship example's vLLM Deployment has `replicas` Ready pods."""
+    apps = client.AppsV1Api(cluster.plane.api_client)
+    deadline = time.monotonic() + timeout
+    while (
+        apps.read_namespaced_deployment(LLAMA[1], LLAMA[0]).status.ready_replicas or 0
+    ) < replicas:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{LLAMA[1]}: fewer than {replicas} Ready pods after {timeout}s")
+        time.sleep(1)
+
+
 def plural(kind: str) -> str:
     return {"InferenceService": "inferenceservices", "TrainingJob": "trainingjobs"}[kind]
 
 
+def replay_at(history: Workload, at: float, rates: Sequence[float]) -> Workload:
+    """`history`'s workload, whose rates become `rates` (bins of `history.bin_s`) from the
+    first bin boundary at or after `at`; it keeps its last rate until then."""
+    bins = math.ceil((at - history.start) / history.bin_s)
+    before = [history.rate_at(history.start + (i + 0.5) * history.bin_s) for i in range(bins)]
+    return replace(history, rates=(*before, *rates))
+
+
 def llama_workload(start: float, bin_s: float, rates: Sequence[float]) -> Workload:
-    """The flagship example's vLLM Deployment, serving `capacity.perReplica` requests/s a replica."""
+    """The flagship example's vLLM Deployment; a replica serves its `capacity.perReplica`."""
     [spec] = [
         d["spec"]
         for d in load_manifests([EXAMPLES / "inferenceservice-vllm-h100.yaml"])
@@ -256,7 +279,9 @@ class Recorder:
         on_time = self.query(
             f'sum(increase(vllm:time_to_first_token_seconds_bucket{{{selector},le="{self.bound}"}}[1m]))'
         )
-        total = self.query(f"sum(increase(vllm:time_to_first_token_seconds_count{{{selector}}}[1m]))")
+        total = self.query(
+            f"sum(increase(vllm:time_to_first_token_seconds_count{{{selector}}}[1m]))"
+        )
         forecast = (status.get("forecast") or {}).get("value")
         return Sample(
             t=now,
@@ -273,11 +298,18 @@ class Recorder:
             attainment=on_time / total if on_time is not None and total else None,
         )
 
-    def query(self, promql: str) -> float | None:
+    def results(self, promql: str) -> list[Any]:
+        """Prometheus' answer to an instant query now (an error if it refuses the query)."""
         answer = requests.get(
             f"{self.cluster.prometheus.url}/api/v1/query", params={"query": promql}, timeout=10
         ).json()
-        result = answer["data"]["result"]
+        if answer.get("status") != "success":
+            raise AssertionError(f"Prometheus refused {promql!r}: {answer}")
+        return list(answer["data"]["result"])
+
+    def query(self, promql: str) -> float | None:
+        """The first value of the answer, None when there is none (or it is not finite)."""
+        result = self.results(promql)
         if not result:
             return None
         value = float(result[0]["value"][1])

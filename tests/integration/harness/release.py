@@ -113,7 +113,9 @@ class ReleasedOperator:
                 for key, text in (config_map.data or {}).items():
                     (folder / key).write_text(text)
             elif "emptyDir" not in volume:
-                raise ComponentFailed(f"volume {mount['name']}: only configMap and emptyDir run here")
+                raise ComponentFailed(
+                    f"volume {mount['name']}: only configMap and emptyDir run here"
+                )
             local[mount["mountPath"]] = folder
         return local
 
@@ -133,7 +135,7 @@ def _local_path(value: str, mounts: dict[str, Path]) -> str:
     for mount_path in sorted(mounts, key=len, reverse=True):
         prefix = mount_path.rstrip("/") + "/"
         if value.startswith(prefix):
-            return f"{mounts[mount_path]}/{value[len(prefix):]}"
+            return f"{mounts[mount_path]}/{value[len(prefix) :]}"
     return value
 
 
