@@ -29,7 +29,7 @@ from harness.release import ReleasedOperator, wait_for
 from kubernetes import client
 
 E2E_DIR = Path(__file__).parent
-LOW, PEAK = 8.0, 40.0  # requests/s: 2 replicas hold LOW, PEAK needs 7 of 6.5 each
+LOW, PEAK = 8.0, 56.0  # requests/s: 2 replicas hold LOW, PEAK needs 9 of 6.5 each
 BIN_S = 15.0
 WARM_UP_BINS, RAMP_BINS, PEAK_BINS, TAIL_BINS = 4, 24, 4, 12
 UPGRADE_BUDGET = 16  # GPUs: the llama service's 2-3 replicas, nothing left for training
@@ -187,16 +187,21 @@ def upgrade(cluster: LocalCluster, helm: Helm, operator: ReleasedOperator) -> di
     operator.restart()
     custom = client.CustomObjectsApi(cluster.plane.api_client)
 
-    def training_workers() -> int | None:
+    def status(kind: str, namespace: str, name: str) -> dict[str, Any]:
         body = custom.get_namespaced_custom_object(
-            "aiscaler.dev", "v1alpha1", *loop.TRAINING[:1], "trainingjobs", loop.TRAINING[1]
+            "aiscaler.dev", "v1alpha1", namespace, loop.plural(kind), name
         )
-        return (body.get("status") or {}).get("desiredWorkers")
+        return dict(body.get("status") or {})
 
-    wait_for("the training job to be paused by the budget", lambda: training_workers() == 0, 120)
-    service = custom.get_namespaced_custom_object(
-        "aiscaler.dev", "v1alpha1", loop.LLAMA[0], "inferenceservices", loop.LLAMA[1]
-    )
+    def training_workers() -> int | None:
+        return status("TrainingJob", *loop.TRAINING).get("desiredWorkers")
+
+    def within_budget() -> bool:
+        desired = status("InferenceService", *loop.LLAMA).get("desiredReplicas")
+        return desired is not None and desired * 4 <= UPGRADE_BUDGET and training_workers() == 0
+
+    wait_for("the new budget to hold the service and the training job", within_budget, 120)
+    service = {"status": status("InferenceService", *loop.LLAMA)}
     return {
         "checksum_before": before,
         "checksum_after": after,

@@ -2,8 +2,8 @@
 
 It brings the local cluster up (harness.cluster), installs the chart with Helm, applies the
 examples, and replays the bundled ServeGen excerpt (aiscaler/data, ten-minute bins played as
-15 s each) as the demand of the flagship example's vLLM Deployment, after writing the two days
-before the replay into Prometheus as history. A timeline is printed as it happens and a plot
+15 s each) as the demand of the flagship example's vLLM Deployment, after writing the day before
+the replay into Prometheus as history. A timeline is printed as it happens and a plot
 written to out/demo.png; the cluster is then torn down, or left up with --keep (KEEP=1).
 """
 
@@ -31,7 +31,7 @@ TRACE = REPO_ROOT / "operator" / "aiscaler" / "data" / "servegen_language_m_mid_
 BIN_S = 15.0  # wall seconds per ten-minute bin of the trace
 REPLAY_START_BIN = 189  # the second day's quietest bin: a morning ramp follows
 REPLAY_BINS = 20  # five minutes
-HISTORY_BINS = 288  # two days before the replay, written into Prometheus
+HISTORY_BINS = 144  # the day before the replay, written into Prometheus
 PEAK = 52.0  # requests/s the replay's busiest bin is scaled to (8 replicas of 6.5)
 TTFT_TARGET_S = 2.0
 
