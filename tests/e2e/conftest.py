@@ -13,7 +13,6 @@ Time is compressed about tenfold (hack/local-cluster.yaml); the whole run takes 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -119,7 +118,7 @@ def replay(
         operator_metrics=operator.metrics(),
         dashboard=dashboard_results(recorder),
         balloon_nodes=loop.nodes_requested_by_balloons(cluster),
-        attainment=replay_attainment(recorder, start, end),
+        attainment=recorder.attainment_since(start),
     )
     run.upgrade = upgrade(cluster, helm, operator)
     operator.stop()
@@ -155,21 +154,6 @@ def dashboard_results(recorder: loop.Recorder) -> dict[str, list[Any]]:
             query = expr.replace("$__rate_interval", "1m").replace("$namespace", ".*")
             out[expr] = recorder.results(query)
     return out
-
-
-def replay_attainment(recorder: loop.Recorder, start: float, end: float) -> float:
-    """Share of the requests that finished during the replay with a TTFT within the target."""
-    window = f"{math.ceil(time.time() - start)}s"
-    selector = f'namespace="{loop.LLAMA[0]}"'
-    on_time = recorder.query(
-        f"sum(increase(vllm:time_to_first_token_seconds_bucket"
-        f'{{{selector},le="{recorder.bound}"}}[{window}]))'
-    )
-    total = recorder.query(
-        f"sum(increase(vllm:time_to_first_token_seconds_count{{{selector}}}[{window}]))"
-    )
-    assert on_time is not None and total, "no TTFT histogram in Prometheus"
-    return on_time / total
 
 
 def upgrade(cluster: LocalCluster, helm: Helm, operator: ReleasedOperator) -> dict[str, Any]:

@@ -166,8 +166,10 @@ def apply_examples(cluster: LocalCluster) -> list[tuple[str, str, str]]:
 
 
 def wait_ready(cluster: LocalCluster, replicas: int, timeout: float = 120.0) -> None:
-    """Until the flagship example's vLLM Deployment has `replicas` Ready pods."""
+    """Scale the flagship example's vLLM Deployment to `replicas` (the size it had before
+    aiscaler) and wait until they are Ready."""
     apps = client.AppsV1Api(cluster.plane.api_client)
+    apps.patch_namespaced_deployment_scale(LLAMA[1], LLAMA[0], {"spec": {"replicas": replicas}})
     deadline = time.monotonic() + timeout
     while (
         apps.read_namespaced_deployment(LLAMA[1], LLAMA[0]).status.ready_replicas or 0
@@ -314,6 +316,19 @@ class Recorder:
             return None
         value = float(result[0]["value"][1])
         return value if math.isfinite(value) else None
+
+    def attainment_since(self, start: float) -> float:
+        """Share of the requests finished since `start` whose TTFT was within the target."""
+        window = f"{math.ceil(time.time() - start)}s"
+        selector = f'namespace="{LLAMA[0]}"'
+        name = "vllm:time_to_first_token_seconds"
+        on_time = self.query(
+            f'sum(increase({name}_bucket{{{selector},le="{self.bound}"}}[{window}]))'
+        )
+        total = self.query(f"sum(increase({name}_count{{{selector}}}[{window}]))")
+        if on_time is None or not total:
+            raise AssertionError("no TTFT histogram in Prometheus")
+        return on_time / total
 
     def record(
         self, until: float, every_s: float, on_sample: Callable[[Sample], None] | None = None
