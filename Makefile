@@ -2,8 +2,10 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 SRC := operator tests model bench
+# The local cluster's code lives with the test harness it shares (tests/integration/harness).
+HARNESS := PYTHONPATH=operator:tests/integration $(BIN)/python
 
-.PHONY: install components test unit lint crds demo
+.PHONY: install components test unit lint crds deploy demo cluster-up cluster-down
 
 install: $(VENV)/.installed
 
@@ -27,9 +29,31 @@ unit: install
 lint: install
 	$(BIN)/ruff check $(SRC)
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
+# The CRDs from the API models, into crds/ and the chart (tests fail when either drifts).
 crds: install
 	$(BIN)/aiscaler crds --reference docs/crd-reference.md
+	cp crds/*.yaml charts/aiscaler/crds/
 
+# deploy/aiscaler.yaml: the chart rendered with its defaults, for `kubectl apply` without Helm.
+deploy: components
+	$(HARNESS) -c "from harness.helm import Helm, render_deploy; \
+	open('deploy/aiscaler.yaml', 'w').write(render_deploy(Helm.installed()))"
+
+# The local GPU cluster (docs/local-cluster.md): up in the background, down stops it.
+cluster-up: install
+	@echo "== components (the first run builds kube-apiserver & co. from source: ~16 min on 2 cores)"
+	@$(MAKE) --no-print-directory components
+	$(HARNESS) -m harness.cluster up
+
+cluster-down: install
+	$(HARNESS) -m harness.cluster down
+
+# The closed loop on the local cluster, then the simulator on the same trace. KEEP=1 leaves the
+# cluster up afterwards.
 demo: install
+	@echo "== components (the first run builds kube-apiserver & co. from source: ~16 min on 2 cores)"
+	@$(MAKE) --no-print-directory components
+	$(HARNESS) -m harness.demo $(if $(KEEP),--keep)
 	$(BIN)/aiscaler simulate

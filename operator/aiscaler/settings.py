@@ -29,6 +29,7 @@ from pydantic_settings import (
 
 from aiscaler.api.base import ApiModel
 from aiscaler.inputs import InputError, pydantic_problems, read_yaml
+from aiscaler.metrics.batch import Settings as Measurement
 
 CONFIG_FILE_ENV = "AISCALER_CONFIG_FILE"
 
@@ -137,6 +138,14 @@ class Settings(BaseSettings):
     model_path: Path | None = Field(
         default=None, description="Forecast model checkpoint folder; none: the shipped checkpoint."
     )
+    measurement: Measurement = Field(
+        default_factory=Measurement,
+        description="How demand and latency are read from Prometheus: the forecaster's step "
+        "(history_step_s) and context (history_points), the rate window (window_s), how far "
+        "back the newest point is looked for (probe_s, probe_step_s) and when it is stale "
+        "(stale_after_s). The defaults suit real time; a cluster whose time is compressed (the "
+        "local cluster) scales them.",
+    )
     metrics_port: int = Field(default=8080, ge=1, le=65535, description="Port of /metrics.")
     health_port: int = Field(default=8081, ge=1, le=65535, description="Port of the health probes.")
 
@@ -189,6 +198,16 @@ class Settings(BaseSettings):
         if repeated:
             raise ValueError(f"pool names must be distinct; repeated: {repeated}")
         return pools
+
+    @field_validator("measurement")
+    @classmethod
+    def _positive_measurement(cls, measurement: Measurement) -> Measurement:
+        values = vars(measurement)
+        if any(not value > 0 for value in values.values()):
+            raise ValueError(f"measurement: every value must be positive, not {values}")
+        if measurement.probe_step_s > measurement.probe_s:
+            raise ValueError("measurement: probe_step_s must not exceed probe_s")
+        return measurement
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Self:

@@ -4,7 +4,7 @@ integration harness starts (harness.fixtures), with faults injected by a proxy o
 
 The operator is built as `aiscaler run` builds it (real KubeApi, PrometheusMetrics, a
 forecaster) and authenticates as a service account bound to the shipped ClusterRole
-(deploy/rbac.yaml); the tests run it through its public entry points (`run_tick`, or `aiscaler
+(deploy/aiscaler.yaml); the tests run it through its public entry points (`run_tick`, or `aiscaler
 run` as a process) and assert what users see: the target's replicas, the custom resources'
 status and conditions, events. Every loop in a test is bounded in count and time.
 """

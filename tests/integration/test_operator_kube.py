@@ -144,7 +144,7 @@ def test_only_one_of_two_replicas_leads(namespace, api):
 
 
 def test_the_shipped_cluster_role_is_enough_and_no_more(kube_api, namespace):
-    docs = list(yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()))
+    docs = list(yaml.safe_load_all((REPO / "deploy" / "aiscaler.yaml").read_text()))
     [role] = [d for d in docs if d["kind"] == "ClusterRole"]
     kube_api.apply(role)
     kubeconfig = kube_api.service_account_kubeconfig(

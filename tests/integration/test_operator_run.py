@@ -1,7 +1,7 @@
 """`aiscaler run` as a process (kopf, the planning loop, probes, /metrics, the leader Lease)
 against a real kube-apiserver and a real Prometheus, authenticated as a service account with
-exactly the RBAC of deploy/rbac.yaml. Two replicas: only the Lease holder acts, and the other
-takes over when the first one stops."""
+exactly the RBAC of deploy/aiscaler.yaml (the chart rendered with its defaults). Two replicas:
+only the Lease holder acts, and the other takes over when the first one stops."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Each test builds the operator as `aiscaler run` does (real KubeApi, PrometheusMetrics, a
 forecaster), with the Kubernetes client authenticated as a service account bound to the shipped
-ClusterRole (deploy/rbac.yaml), so every read and write below also proves the RBAC is enough.
+ClusterRole (deploy/aiscaler.yaml, the chart rendered), so every read and write below also
+proves the RBAC is enough.
 Then it runs ticks with `run_tick` on the custom resources listed from the API server (what the
 kopf indices hold) and asserts the outcome in the API server. No controllers run: Deployments
 get no pods, so the assertions are on what the operator writes.
@@ -46,7 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def cluster_role(kube_api) -> str:
-    docs = yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text())
+    docs = yaml.safe_load_all((REPO / "deploy" / "aiscaler.yaml").read_text())
     [role] = [d for d in docs if d["kind"] == "ClusterRole"]
     kube_api.apply(role)
     return role["metadata"]["name"]

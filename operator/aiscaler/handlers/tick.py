@@ -86,7 +86,6 @@ from aiscaler.kube.manifests import (
     rendezvous_service,
     training_job_resize,
 )
-from aiscaler.metrics.batch import Settings as QuerySettings
 from aiscaler.metrics.errors import MetricError
 from aiscaler.metrics.source import (
     History,
@@ -131,7 +130,7 @@ class Operator:
     def config(self) -> PlannerConfig:
         return PlannerConfig(
             tick_s=float(self.settings.tick_seconds),
-            slo_window_s=float(QuerySettings.window_s),  # the latency readings' window
+            slo_window_s=float(self.settings.measurement.window_s),  # latency readings' window
         )
 
     def latest(self, *kinds: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], ...]:
@@ -752,10 +751,12 @@ def _act_on_pools(op: Operator, plans: Sequence[PoolPlan], report: TickReport) -
                 "apps/v1", "Deployment", op.namespace, label_selector="aiscaler.dev/balloon-pool"
             )
         }
+        owner: dict[str, Any] | None = None
         for plan in plans:
             name = balloon_deployment_name(plan.name)
             if existing.get(name, 0) == plan.balloon_pods:
                 continue
+            owner = owner or _balloon_owner(op)
             op.kube.apply(
                 balloon_deployment(
                     op.namespace,
@@ -764,12 +765,31 @@ def _act_on_pools(op: Operator, plans: Sequence[PoolPlan], report: TickReport) -
                     max(1, plan.balloon_gpus),
                     _pool_selector(op, plan.name),
                     op.settings.balloon_priority_class,
+                    owner=owner or None,
                 )
             )
             report.resized[f"{op.namespace}/{name}"] = (existing.get(name, 0), plan.balloon_pods)
     except KubeError as exc:
         op.telemetry.errors.labels("act").inc()
         report.errors.append(f"balloons: {exc}")
+
+
+def _balloon_owner(op: Operator) -> dict[str, Any]:
+    """An owner reference to the balloons' PriorityClass (the chart's): uninstalling it lets
+    the garbage collector take the balloon Deployments too. {} when it does not exist."""
+    try:
+        priority_class = op.kube.get(
+            "scheduling.k8s.io/v1", "PriorityClass", None, op.settings.balloon_priority_class
+        )
+    except NotFound:
+        return {}
+    meta = priority_class["metadata"]
+    return {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "name": meta["name"],
+        "uid": meta["uid"],
+    }
 
 
 def _pool_selector(op: Operator, pool: str | None) -> dict[str, str]:

@@ -256,18 +256,23 @@ def balloon_deployment(
     node_selector: Mapping[str, str],
     priority_class: str,
     gpu_resource_name: str = "nvidia.com/gpu",
+    owner: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Pause pods holding GPUs at a low priority: they make the cluster autoscaler add nodes
-    before they are needed, and any real pod preempts them."""
+    before they are needed, and any real pod preempts them. `owner` (an owner reference, the
+    balloons' PriorityClass) takes them away when it goes, e.g. on `helm uninstall`."""
     labels = {**MANAGED_BY, BALLOON_LABEL: pool}
+    metadata: dict[str, Any] = {
+        "name": balloon_deployment_name(pool),
+        "namespace": namespace,
+        "labels": labels,
+    }
+    if owner:
+        metadata["ownerReferences"] = [dict(owner)]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": balloon_deployment_name(pool),
-            "namespace": namespace,
-            "labels": labels,
-        },
+        "metadata": metadata,
         "spec": {
             "replicas": balloons,
             "selector": {"matchLabels": {BALLOON_LABEL: pool}},

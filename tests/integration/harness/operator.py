@@ -1,5 +1,6 @@
 """The operator as users run it: `aiscaler run` as a process with the shipped RBAC (its
-ClusterRole and the leader-election Role of deploy/rbac.yaml) for a test namespace."""
+ClusterRole and the leader-election Role of deploy/aiscaler.yaml, the chart rendered) for a
+test namespace."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
 def operator_kubeconfig(kube_api: KubeControlPlane, namespace: str, path: Path) -> Path:
     """A kubeconfig at `path` of service account `aiscaler` in `namespace`, bound to the shipped
     ClusterRole and, in `namespace`, to the leader-election Role."""
-    docs = list(yaml.safe_load_all((REPO_ROOT / "deploy" / "rbac.yaml").read_text()))
+    docs = list(yaml.safe_load_all((REPO_ROOT / "deploy" / "aiscaler.yaml").read_text()))
     [role] = [d for d in docs if d["kind"] == "ClusterRole"]
     kube_api.apply(role)
     direct = kube_api.service_account_kubeconfig(namespace, "aiscaler", role["metadata"]["name"])

@@ -158,6 +158,18 @@ def test_balloons_are_low_priority_pause_pods_on_the_pool():
     assert pod["nodeSelector"] == {"pool": "h100"}
     assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 8}
     assert dep["spec"]["selector"]["matchLabels"] == {BALLOON_LABEL: "h100"}
+    assert "ownerReferences" not in dep["metadata"]
+
+
+def test_balloons_go_with_their_priority_class():
+    owner = {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "name": "aiscaler-balloon",
+        "uid": "u-1",
+    }
+    dep = balloon_deployment("aiscaler", "h100", 1, 8, {}, "aiscaler-balloon", owner=owner)
+    assert dep["metadata"]["ownerReferences"] == [owner]
 
 
 @pytest.mark.parametrize(
