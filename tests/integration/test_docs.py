@@ -39,6 +39,17 @@ NOT_RUN = {
     "cores; its command and figures are kept in bench/RESULTS.md",
     r"^\.venv/bin/pytest tests/integration/test_gitops\.py$": "the GitOps tests: make test runs "
     "them",
+    r"^helm install aiscaler charts/aiscaler .* -f my-values\.yaml$": "a user's own values file; "
+    "quickstart.md's install of the same chart runs here, and tests/e2e installs it into the "
+    "local cluster",
+    r"^kubectl get ais,atj -A$": "helm.md's check after an install: quickstart.md's `kubectl get` "
+    "commands run here against an installed release",
+    r"^make (cluster-up|cluster-down|demo)$": "the local cluster (minutes of wall time): tests/e2e "
+    "brings the same cluster up with harness.cluster and runs the demo's loop",
+    r"^export KUBECONFIG=\$PWD/\.cache/cluster/admin\.kubeconfig$": "only meaningful with the "
+    "local cluster up (see make cluster-up)",
+    r"^\.venv/bin/kubectl get nodes -L nvidia\.com/gpu\.product$": "the local cluster's nodes: "
+    "tests/integration/test_local_cluster.py checks them",
 }
 # The guides whose commands a test below runs, all of them, in order.
 RUN_BY_TESTS = {

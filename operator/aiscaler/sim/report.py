@@ -277,10 +277,17 @@ def format_table(report: Report) -> str:
         ("p99 wait", lambda p: _seconds(p["p99_delay_s"])),
         ("scales", lambda p: f"{p['scale_events']:.0f}"),
         ("cold", lambda p: f"{p['cold_starts']:.0f}"),
-        ("params", lambda p: _params(p["params"])),
     ]
     rows = [[get(p) for _, get in columns] for p in doc["policies"]]
-    lines = [head, scope, render([name for name, _ in columns], rows, left=2)]
+    # The configuration goes last, left-aligned and padded: every line as long as the header.
+    params = ["params", *(_params(p["params"]) for p in doc["policies"])]
+    width = max(map(len, params))
+    table = render([name for name, _ in columns], rows, left=2).splitlines()
+    lines = [
+        head,
+        scope,
+        *(f"{line}  {p.ljust(width)}" for line, p in zip(table, params, strict=True)),
+    ]
     lines.append(
         "GPU-h: GPU-hours billed from scale-up request to termination; xOracle: / the oracle's; "
         "attain: share of requests that waited <= the SLO; ±: spread over seeds; worst5m: the "
