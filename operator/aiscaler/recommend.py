@@ -38,7 +38,7 @@ from aiscaler.inputs import (
     positive_number,
 )
 from aiscaler.metrics.export_cli import add_history_arguments
-from aiscaler.sim.tuning import TUNE_BUDGET
+from aiscaler.sim.cli import add_replay_arguments
 
 if TYPE_CHECKING:
     from aiscaler.core.types import ServiceDecision, ServiceObservation, ServiceSpec
@@ -105,21 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "them static (default: what the observed demand needs now; the static replay is then "
         "sized with hindsight for the peak)",
     )
-    parser.add_argument(
-        "--seeds", type=at_most(positive_count, 100), default=3, help="seeds (default 3)"
-    )
-    parser.add_argument(
-        "--tune-budget",
-        type=at_most(positive_count, 1000),
-        default=TUNE_BUDGET,
-        help=f"configurations per tuned policy (default {TUNE_BUDGET})",
-    )
-    parser.add_argument(
-        "--jobs",
-        type=at_most(positive_count, 64),
-        default=None,
-        help="worker processes (default: one per CPU)",
-    )
+    add_replay_arguments(parser)
     parser.add_argument("--json", type=Path, default=None, metavar="OUT.json")
 
 

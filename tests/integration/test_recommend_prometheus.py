@@ -16,7 +16,7 @@ import pytest
 import yaml
 from harness.components import REPO_ROOT
 from harness.traces import BUNDLED_BIN_S as BIN_S
-from harness.traces import bundled_requests, request_counter
+from harness.traces import trace_in_prometheus
 
 from aiscaler.cli import main
 
@@ -30,23 +30,10 @@ QUICK = ["--seeds", "1", "--tune-budget", "4", "--jobs", "1"]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from harness.components import component_or_skip
-    from harness.prometheus import PrometheusServer
-
-    requests = bundled_requests(DAYS)
-    end = math.floor(time.time() / BIN_S) * BIN_S - 3600
-    with component_or_skip():
-        server = PrometheusServer(tmp_path_factory.mktemp("prometheus"))
-    labels = {"model_name": MODEL}
-    server.backfill(
-        [
-            request_counter({"namespace": "inference", **labels}, requests, end, SCALE),
-            request_counter({"namespace": "team-b", **labels}, requests, end, 10 * SCALE),
-        ]
-    )
-    server.start()
-    yield {"url": server.url, "requests": requests, "end": end}
-    server.stop()
+    folder = tmp_path_factory.mktemp("prometheus")
+    scales = {"inference": SCALE, "team-b": 10 * SCALE}
+    with trace_in_prometheus(folder, DAYS, scales, {"model_name": MODEL}) as world:
+        yield world
 
 
 def history(world, since: str = f"{DAYS}d") -> list[str]:
