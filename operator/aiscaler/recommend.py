@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aiscaler.inputs import (
+    MAX_REPLICAS,
     InputError,
     at_most,
     non_negative_count,
@@ -56,7 +57,6 @@ DAY_S = 86_400.0
 MIN_HISTORY_S = DAY_S
 POLICIES = ("aiscaler", "hpa", "static", "oracle")
 TUNE_FRACTION = 0.5  # simulate --tune's default: tuned on half the history, scored on the rest
-MAX_REPLICAS = 1000  # a --query service's maximum (the simulator's too)
 KIND = "InferenceService"
 
 
