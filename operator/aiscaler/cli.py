@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "aiscaler.forecast.train_cli",
     "export": "aiscaler.metrics.export_cli",
     "validate": "aiscaler.validate",
+    "recommend": "aiscaler.recommend",
     "crds": "aiscaler.api.crdgen",
 }
 

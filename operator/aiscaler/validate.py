@@ -65,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
     checked = 0
     for path in args.files:
         try:
-            documents = list(_documents(path))
+            read = list(documents(path))
         except InputError as error:
             problems.append(str(error))
             continue
-        for document in documents:
+        for document in read:
             found_in = resource_problems(document, pools)
             if found_in is not None:
                 checked += 1
@@ -163,7 +163,7 @@ def _pools_from(path: Path) -> list[Any]:
     return pool_specs(pools)
 
 
-def _documents(path: Path) -> Iterator[Document]:
+def documents(path: Path) -> Iterator[Document]:
     """The YAML documents of a file, with their nodes (for line numbers)."""
     loader = yaml.SafeLoader(read_text(path, ""))
     try:

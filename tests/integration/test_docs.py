@@ -228,6 +228,11 @@ def test_adoption(adoption_world):
     guide = Guide("adoption.md", shell, op)
     guide.run()
 
+    recommended = guide.output(r"recommend --service")
+    assert re.search(r"^now \(.*\): \d+ replicas from the current 3$", recommended, re.M)
+    assert "aiscaler (tuned) uses " in recommended and "the current 3 replicas held static" in (
+        recommended
+    )
     exported = (shell.workdir / "llama.csv").read_text().splitlines()
     assert exported[0] == "timestamp_s,requests" and len(exported) > 250
     assert "aiscaler" in guide.output(r"simulate --trace llama.csv")

@@ -6,40 +6,27 @@ operator confines a custom resource's, and bad input ends in one line and exit c
 from __future__ import annotations
 
 import csv
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from harness.traces import BUNDLED_BIN_S as BIN_S
-from harness.traces import bundled_requests, request_counter
+from harness.traces import trace_in_prometheus
 
 from aiscaler.cli import main
 
 DAYS = 2
 QUERY = 'sum(rate(vllm:request_success_total{model_name="qwen"}[10m]))'
+LABELS = {"model_name": "qwen"}
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A real Prometheus with the trace in namespace `team-a` and ten times it in `team-b`."""
-    from harness.components import component_or_skip
-    from harness.prometheus import PrometheusServer
-
-    requests = bundled_requests(DAYS)
-    end = math.floor(time.time() / BIN_S) * BIN_S - 3600
-    with component_or_skip():
-        server = PrometheusServer(tmp_path_factory.mktemp("prometheus"))
-    server.backfill(
-        [
-            request_counter({"namespace": "team-a", "model_name": "qwen"}, requests, end),
-            request_counter({"namespace": "team-b", "model_name": "qwen"}, requests, end, 10.0),
-        ]
-    )
-    server.start()
-    yield {"url": server.url, "requests": requests, "end": end}
-    server.stop()
+    folder = tmp_path_factory.mktemp("prometheus")
+    with trace_in_prometheus(folder, DAYS, {"team-a": 1.0, "team-b": 10.0}, LABELS) as world:
+        yield world
 
 
 def export(world, tmp_path: Path, *extra: str, query: str = QUERY) -> tuple[int, Path]:

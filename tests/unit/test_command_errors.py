@@ -24,7 +24,16 @@ FILES = {
     "infinite.csv": GOOD.replace("\n600,600\n", "\n600,inf\n"),
     "bad.yaml": "train: {steps: [\n",
     "a_file": "not a folder\n",
+    "hpa.yaml": "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\n"
+    "metadata: {name: chat}\n",
+    "chat.yaml": "apiVersion: aiscaler.dev/v1alpha1\nkind: InferenceService\n"
+    "metadata: {name: chat, namespace: team-a}\nspec: {replicas: {max: 8}, scaleTargetRef: "
+    "{apiVersion: apps/v1, kind: Deployment, name: chat}}\n",
 }
+PROMETHEUS = ["--prometheus-url", "http://127.0.0.1:9"]  # never asked: the input is checked first
+INVALID = str(
+    Path(__file__).parents[2] / "examples" / "invalid" / "inferenceservice-min-above-max.yaml"
+)
 
 # (argv, what the error line must contain)
 CASES = [
@@ -75,6 +84,31 @@ CASES = [
     (["train", "--out", "{dir}/model", "--trace", "{dir}/negative.csv"], "-5 is negative"),
     (["train", "--out", "{dir}/model", "--steps", "0"], "argument --steps: must be >= 1"),
     (["train", "--out", "{dir}/model", "--test-fraction", "1"], "--test-fraction: must be in [0,"),
+    (["recommend", *PROMETHEUS], "one of the arguments --service --query is required"),
+    (["recommend", *PROMETHEUS, "--service", "{dir}/chat.yaml", "--query", "x"],
+     "argument --query: not allowed with argument --service"),
+    (["recommend", *PROMETHEUS, "--query", "sum(rate(x[5m]))", "--capacity", "2"],
+     "--query needs --namespace: the query is confined to it"),
+    (["recommend", *PROMETHEUS, "--query", "sum(rate(x[5m]))", "--namespace", "team-a"],
+     "--query needs --capacity: the demand one replica serves per second"),
+    (["recommend", *PROMETHEUS, "--service", "{dir}/chat.yaml", "--namespace", "team-b"],
+     "the service's query is confined to the namespace in its file; leave --namespace out"),
+    (["recommend", *PROMETHEUS, "--service", "{dir}/chat.yaml"],
+     "team-a/chat has no capacity.perReplica: give --capacity"),
+    (["recommend", *PROMETHEUS, "--service", "{dir}/hpa.yaml"],
+     "hpa.yaml: holds 0 InferenceServices; give a file with one"),
+    (["recommend", *PROMETHEUS, "--service", "{dir}/missing.yaml"], "missing.yaml: cannot read it"),
+    (["recommend", *PROMETHEUS, "--service", "{dir}/bad.yaml"], "not valid YAML"),
+    (["recommend", *PROMETHEUS, "--service", INVALID],
+     "inference/llama-3-8b: spec.replicas.min: min must be less than or equal to max"),
+    (["recommend", *PROMETHEUS, "--service", "{dir}/chat.yaml", "--capacity", "0"],
+     "argument --capacity: must be a positive number, got 0"),
+    (["recommend", *PROMETHEUS, "--service", "{dir}/chat.yaml", "--current-replicas", "-1"],
+     "argument --current-replicas: must be >= 0, got -1"),
+    (["recommend", *PROMETHEUS, "--service", "{dir}/chat.yaml", "--capacity", "2", "--since",
+      "1 week"], "'1 week' is not a duration such as 7d"),
+    (["recommend", *PROMETHEUS, "--service", "{dir}/chat.yaml", "--capacity", "2", "--json",
+      "{dir}/out.txt"], "out.txt: the file name must end in one of .json"),
 ]  # fmt: skip
 
 

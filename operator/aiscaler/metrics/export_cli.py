@@ -14,10 +14,14 @@ import argparse
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aiscaler.inputs import InputError, check_trace_values, output_file, positive_count
+
+if TYPE_CHECKING:
+    from aiscaler.metrics.ranges import RangeSeries
 
 HELP = "write a demand series from Prometheus as a trace CSV for simulate, backtest and train"
 MIN_BINS = 4  # what an arrival trace needs (aiscaler.sim.trace)
@@ -57,33 +61,41 @@ def run(args: argparse.Namespace) -> int:
 
     output_file(args.output, "--output", {".csv"})
     end = timestamp_s(args.end, "--end") if args.end else time.time()
-    since = duration_s(args.since)
-    start = end - since
     series = one_series(
-        read_range(args.prometheus_url, args.query, start, end, args.step, args.namespace),
-        args.query,
+        read_range(
+            args.prometheus_url, args.query, end - duration_s(args.since), end, args.step,
+            args.namespace,
+        ),
+        f"--query {args.query!r}",
         args.since,
+    )  # fmt: skip
+    lines = trace_lines(series, args.column, f"--query {args.query!r} as {args.output}", args.since)
+    args.output.write_text("\n".join(lines) + "\n")
+    missing = sum(1 for line in lines if line.endswith(","))
+    print(
+        f"wrote {args.output}: {len(lines) - 1} bins of {args.step} s from {lines[1].split(',')[0]}"
+        f" ({missing} without data); use it with --trace {args.output} --column {args.column}"
     )
+    return 0
+
+
+def trace_lines(series: RangeSeries, column: str, where: str, since: str) -> list[str]:
+    """The trace CSV of a series, header first (what `export` writes and `recommend` replays):
+    leading and trailing points without data cut, counts per bin unless `column` is value."""
     known = np.flatnonzero(~np.isnan(series.values))
     values = series.values[known[0] : known[-1] + 1]
     first = series.start_s + known[0] * series.step_s
-    if args.column != "value":
+    if column != "value":
         values = values * series.step_s
         first -= series.step_s  # a point closes its bin
     if len(values) < MIN_BINS:
         raise InputError(
-            f"--query returned {len(values)} points in the last {args.since}; a trace needs "
+            f"the query returned {len(values)} points in the last {since}; a trace needs "
             f"{MIN_BINS}: give a longer --since or a shorter --step"
         )
-    check_trace_values(values, f"--query {args.query!r} as {args.output}", args.column)
-    lines = [f"timestamp_s,{args.column}"]
+    check_trace_values(values, where, column)
+    lines = [f"timestamp_s,{column}"]
     for i, value in enumerate(values):
         cell = "" if math.isnan(value) else f"{value:.10g}"
         lines.append(f"{first + i * series.step_s:.0f},{cell}")
-    args.output.write_text("\n".join(lines) + "\n")
-    missing = int(np.isnan(values).sum())
-    print(
-        f"wrote {args.output}: {len(values)} bins of {args.step} s from {lines[1].split(',')[0]}"
-        f" ({missing} without data); use it with --trace {args.output} --column {args.column}"
-    )
-    return 0
+    return lines

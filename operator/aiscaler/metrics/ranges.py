@@ -96,17 +96,18 @@ def read_range(
     return [RangeSeries(dict(k), start_s, float(step_s), v) for k, v in grids.items()]
 
 
-def one_series(found: list[RangeSeries], query: str, since: str) -> RangeSeries:
-    """The one series a demand query must return (a trace, a service's demand)."""
+def one_series(found: list[RangeSeries], what: str, since: str) -> RangeSeries:
+    """The one series a demand query must return (a trace, a service's demand); `what` names
+    the query in the error."""
     if not found or all(np.isnan(s.values).all() for s in found):
         raise InputError(
-            f"--query {query!r} returned no data in the last {since}: check the metric name "
+            f"{what} returned no data in the last {since}: check the metric name "
             "and labels (with --namespace it sees that namespace's series only) and the range"
         )
     if len(found) > 1:
         labels = "; ".join(",".join(f"{k}={v}" for k, v in s.labels.items()) for s in found[:3])
         raise InputError(
-            f"--query returned {len(found)} series ({labels}{'; ...' if len(found) > 3 else ''}) "
+            f"{what} returned {len(found)} series ({labels}{'; ...' if len(found) > 3 else ''}) "
             "where one demand series is needed: aggregate them, e.g. sum(...)"
         )
     return found[0]

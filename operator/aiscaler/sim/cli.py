@@ -108,9 +108,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="coefficient of variation of a request's service time (default 1: exponential)",
     )
     parser.add_argument(
-        "--seeds", type=at_most(positive_count, 100), default=3, help="seeds (default 3)"
-    )
-    parser.add_argument(
         "--scrape-s",
         type=at_most(positive_count, 3600),
         default=15,
@@ -129,12 +126,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of the trace that is the tune window (default 0.5; at least a day)",
     )
     parser.add_argument(
-        "--tune-budget",
-        type=at_most(positive_count, 1000),
-        default=TUNE_BUDGET,
-        help=f"configurations per tuned policy (default {TUNE_BUDGET})",
-    )
-    parser.add_argument(
         "--set",
         dest="settings",
         type=_setting,
@@ -143,12 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="POLICY.KNOB=VALUE",
         help="fix a knob of a policy's default variant, e.g. hpa.min_replicas=10 (repeatable)",
     )
-    parser.add_argument(
-        "--jobs",
-        type=at_most(positive_count, 64),
-        default=None,
-        help="worker processes (default: one per CPU)",
-    )
+    add_replay_arguments(parser)
     parser.add_argument(
         "--kernel",
         choices=("auto", "exact", "approx"),
@@ -169,6 +155,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at_most(non_negative_count, MAX_FREE_GPUS),
         default=0,
         help="spare GPUs the pool keeps beyond those allocated (default 0)",
+    )
+
+
+def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a replay's size (shared with `recommend`)."""
+    parser.add_argument(
+        "--seeds", type=at_most(positive_count, 100), default=3, help="seeds (default 3)"
+    )
+    parser.add_argument(
+        "--tune-budget",
+        type=at_most(positive_count, 1000),
+        default=TUNE_BUDGET,
+        help=f"configurations per tuned policy (default {TUNE_BUDGET})",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=at_most(positive_count, 64),
+        default=None,
+        help="worker processes (default: one per CPU)",
     )
 
 

@@ -4,10 +4,16 @@ bin as vLLM's request counter, scraped every minute (for Prometheus backfills)."
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
-from .prometheus import Series
+from .components import component_or_skip
+from .prometheus import PrometheusServer, Series
 
 BUNDLED_BIN_S = 600
 SCRAPE_S = 60
@@ -34,3 +40,27 @@ def request_counter(
             total += scale * count / per_scrape
             samples.append((start + i * BUNDLED_BIN_S + j * SCRAPE_S, total))
     return Series("vllm:request_success_total", {**labels, "finished_reason": "stop"}, samples)
+
+
+@contextmanager
+def trace_in_prometheus(
+    folder: Path, days: float, scales: Mapping[str, float], labels: Mapping[str, str]
+) -> Iterator[dict[str, Any]]:
+    """A real Prometheus holding the first `days` of the bundled trace as the request counter
+    (with `labels`) of each namespace in `scales`, times its scale; the last bin ends on a bin an
+    hour ago. Yields its `url`, the trace's `requests` per bin and that `end`."""
+    requests = bundled_requests(days)
+    end = math.floor(time.time() / BUNDLED_BIN_S) * BUNDLED_BIN_S - 3600
+    with component_or_skip():
+        server = PrometheusServer(folder)
+    server.backfill(
+        [
+            request_counter({"namespace": namespace, **labels}, requests, end, scale)
+            for namespace, scale in scales.items()
+        ]
+    )
+    server.start()
+    try:
+        yield {"url": server.url, "requests": requests, "end": end}
+    finally:
+        server.stop()
