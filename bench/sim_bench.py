@@ -3,14 +3,15 @@ on the first half and scored on the second, at cold starts 60/120/300 s.
 
     .venv/bin/python bench/sim_bench.py [--traces ../shared/data/traces] [--cold-starts 60,120,300]
         [--seeds 3] [--budget 48] [--max-days 14] [--only NAME,...] [--holt-winters]
-        [--json OUT.json] [--speed]
+        [--json OUT.json] [--speed] [--kernels]
 
 Per cold start, a table: each tuned policy's GPU-hours / oracle and attainment (evaluation
 window, mean over seeds, ± spread), the frontier comparison at the goal (aiscaler / best
 reactive, gap closed), and the issue 14 targets. `--holt-winters` also runs aiscaler's grid with
 Holt-Winters in place of the shipped model (the model-earns-its-place comparison). `--speed`
 times `aiscaler simulate --tune` on the protocol's speed case (a 7-day, 1-minute trace at ~50
-requests/s: dc_alibaba2018's shape scaled, written to a temporary file). Traces longer than
+requests/s: dc_alibaba2018's shape scaled, written to a temporary file). `--kernels` compares
+the per-second serving kernel with the per-request one on every trace. Traces longer than
 `--max-days` are cut to their last days (the same rule for every trace, to keep a run of all of
 them to hours on 2 cores). Not a test: nothing is asserted; the output goes to bench/RESULTS.md
 with this command.
@@ -87,9 +88,12 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--speed", action="store_true", help="only the protocol's speed case")
+    parser.add_argument("--kernels", action="store_true", help="only exact vs approx serving")
     args = parser.parse_args()
     if args.speed:
         return speed_case(args.traces)
+    if args.kernels:
+        return kernel_agreement(args)
 
     model, why = load_default_forecaster()
     print(f"forecaster: {why}", flush=True)
@@ -215,6 +219,38 @@ def _x(value: float | None, oracle: float) -> str:
 
 def _f(value: float | None, spec: str) -> str:
     return format(value, spec) if value is not None else "-"
+
+
+def kernel_agreement(args: argparse.Namespace) -> int:
+    """The per-second kernel against the per-request one: the same policies (HPA and static at
+    their defaults, the oracle) on every trace's last `--max-days`, seed 0, cold starts as given;
+    prints both attainments and their difference (the protocol allows 0.01)."""
+    print(f"{'trace':<38}{'cold':>5}{'policy':>16}{'exact':>9}{'approx':>9}{'diff':>8}")
+    worst = 0.0
+    for path in sorted(args.traces.glob("*.csv")):
+        if args.only and path.stem not in args.only.split(","):
+            continue
+        trace = last_days(load_trace(path, demand_column(path)), args.max_days)
+        requests = as_requests(trace, default_capacity(trace.rate), path)
+        for cold in (float(d) for d in args.cold_starts.split(",")):
+            attained: dict[str, dict[str, float]] = {}
+            for kernel in ("exact", "approx"):
+                slots = default_slots(requests.capacity)
+                config = SimConfig(requests.capacity, cold, slots=slots, kernel=kernel)
+                scenario = Scenario(path.name, step_rates(requests.rate, trace.bin_s), config,
+                                    (0,), 0.0, trace.bin_s)  # fmt: skip
+                report = simulate(scenario, ("hpa", "static", "oracle"), False, None, 1, args.jobs)
+                attained[kernel] = {
+                    f"{p['policy']}/{p['variant']}": p["slo_attainment"]
+                    for p in to_json(report)["policies"]
+                }
+            for name, exact in attained["exact"].items():
+                diff = attained["approx"][name] - exact
+                worst = max(worst, abs(diff))
+                print(f"{path.stem:<38}{cold:>5g}{name:>16}{exact:>9.4f}"
+                      f"{attained['approx'][name]:>9.4f}{diff:>+8.4f}", flush=True)  # fmt: skip
+    print(f"largest difference: {worst:.4f} (protocol: within 0.01)")
+    return 0
 
 
 def speed_case(traces: Path) -> int:
