@@ -11,7 +11,7 @@ import pytest
 from aiscaler.core.types import Forecast
 from aiscaler.forecast.base import Forecaster
 from aiscaler.forecast.baselines import HoltWintersForecaster
-from aiscaler.handlers.tick import FORECAST_BATCH, QUANTILES, forecast_in_batches
+from aiscaler.handlers.measure import FORECAST_BATCH, QUANTILES, forecast_in_batches
 
 
 class Recording:

@@ -1,0 +1,104 @@
+"""What the planning tick carries: the operator built once (clients, forecaster, settings) with
+its memory between ticks, the report of one tick, and the objects the observe step found."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiscaler.api.inference import InferenceService
+from aiscaler.api.training import TrainingJob
+from aiscaler.core.types import (
+    ClusterPlan,
+    PlannerConfig,
+    PoolSpec,
+    ScaleMemory,
+    ServiceSpec,
+    TrainingSpec,
+)
+from aiscaler.forecast.base import Forecaster
+from aiscaler.handlers.telemetry import Telemetry
+from aiscaler.kube.client import KubeApi, ScaleState, TargetRef
+from aiscaler.metrics.batch import Settings as QuerySettings
+from aiscaler.metrics.source import MetricsSource
+from aiscaler.settings import Settings
+
+
+@dataclass
+class Operator:
+    """What the operator builds once at start-up, and the memory it carries between ticks."""
+
+    kube: KubeApi
+    metrics: MetricsSource
+    forecaster: Forecaster
+    settings: Settings
+    namespace: str  # the operator's own namespace: balloon Deployments live there
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    memories: dict[str, ScaleMemory] = field(default_factory=dict)
+    last_tick: float | None = None
+
+    @property
+    def config(self) -> PlannerConfig:
+        return PlannerConfig(
+            tick_s=float(self.settings.tick_seconds),
+            slo_window_s=float(QuerySettings.window_s),  # the latency readings' window
+        )
+
+    def pool_specs(self) -> list[PoolSpec]:
+        return [
+            PoolSpec(
+                name=p.name,
+                gpus_per_node=p.gpus_per_node,
+                max_nodes=p.max_nodes,
+                min_nodes=p.min_nodes,
+                provisioning_s=float(p.provisioning_seconds),
+                budget=p.budget,
+            )
+            for p in self.settings.pools
+        ]
+
+
+@dataclass
+class TickReport:
+    """What one tick did, for logs, tests and the benchmark."""
+
+    plan: ClusterPlan | None = None
+    invalid: dict[str, list[str]] = field(default_factory=dict)
+    resized: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (from, to)
+    created: list[str] = field(default_factory=list)  # owned workloads created or re-applied
+    status_writes: int = 0
+    events: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> wall time
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass
+class ObservedService:
+    body: Mapping[str, Any]
+    model: InferenceService
+    spec: ServiceSpec
+    target: TargetRef
+    state: ScaleState | None  # None: an owned Deployment not created yet
+    owned: bool
+
+
+@dataclass
+class ObservedTraining:
+    body: Mapping[str, Any]
+    model: TrainingJob
+    spec: TrainingSpec
+    target: TargetRef
+    workers: int  # current workers (0: an owned Job not created yet)
+    job: Mapping[str, Any] | None  # the owned Job, when there is one
+    owned: bool
