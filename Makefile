@@ -3,14 +3,27 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SRC := operator tests model bench
 
-.PHONY: install components test unit lint crds demo
+.PHONY: install runtime components test unit lint crds demo
 
 install: $(VENV)/.installed
 
+# Development and CI: the package with the test and train extras (torch). PyPI's Linux torch is
+# the CUDA build (~2.7 GB of NVIDIA libraries); where no GPU is expected,
+# `make install TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu` takes the CPU wheel.
+TORCH_INDEX_URL ?=
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,train]" $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	touch $@
+
+# What the operator itself needs (no torch: it runs the model in numpy).
+runtime: $(VENV)/.runtime
+
+$(VENV)/.runtime: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
 	touch $@
 
 # Real components for the integration tests: kube-apiserver & co. built from Go modules,
@@ -31,5 +44,5 @@ lint: install
 crds: install
 	$(BIN)/aiscaler crds
 
-demo: install
+demo: runtime
 	$(BIN)/aiscaler simulate

@@ -48,10 +48,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prom.add_argument("--query-step", type=float, default=60.0, help="range query step (s)")
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+TORCH_MISSING = (
+    "aiscaler train: error: training needs torch, which the operator's own install leaves out; "
+    "install the training extra: pip install 'aiscaler[train]' (docs/forecast.md)"
+)
 
-    from aiscaler.forecast.training import TrainConfig, train
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch
+
+        from aiscaler.forecast.training import TrainConfig, train
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "torch":
+            raise
+        print(TORCH_MISSING)
+        return 2
 
     torch.set_num_threads(args.threads)
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,19 +51,8 @@ def build_operator(settings: Settings, options: RunOptions) -> tuple[Operator, s
         settings.prometheus_url, bearer_token_file=Path(token) if token else None
     )
     forecaster, why = load_default_forecaster(settings.model_path)
-    use_one_compute_thread()
     op = Operator(kube, metrics, forecaster, settings, options.namespace, Telemetry())
     return op, why
-
-
-def use_one_compute_thread() -> None:
-    """Run torch's operators on one thread, if the forecaster loaded torch. The operator shares
-    its CPUs (Prometheus, the API server, other pods); torch's default of one OpenMP thread per
-    core then waits on preempted threads: on 2 shared cores the batched forecast of 1,000
-    series took 1.3 s with 2 threads and 0.5 s with 1 (bench/RESULTS.md, operator section)."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(1)
 
 
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
