@@ -56,7 +56,8 @@ def measure_and_forecast(
     forecasts: dict[str, tuple[Forecast, float]] = {}
     if histories:
         step_s = histories[0].step_s
-        horizon = _horizon_steps(services, pools, op.config.tick_s, step_s)
+        age = now - min(h.end for h in histories)  # the newest point is on the step's grid
+        horizon = _horizon_steps(services, pools, op.config.tick_s + age, step_s)
         try:
             with report.stage("forecast"):
                 results = forecast_in_batches(
@@ -139,16 +140,20 @@ def _service_query(s: ObservedService) -> ServiceQuery:
 
 
 def _horizon_steps(
-    services: Sequence[ObservedService], pools: Sequence[PoolSpec], tick_s: float, step_s: float
+    services: Sequence[ObservedService],
+    pools: Sequence[PoolSpec],
+    tick_and_age_s: float,
+    step_s: float,
 ) -> int:
-    """Steps covering the longest lead time (cold start + node provisioning) + a tick + the
-    scale-down window: the planner keeps replicas the forecast needs within all of it."""
+    """Steps covering the longest lead time (cold start + node provisioning) + a tick (and the
+    age of the forecast's origin) + the scale-down window: the planner keeps replicas the
+    forecast needs within all of it."""
     provisioning = max((p.provisioning_s for p in pools), default=0.0)
     ahead = max(
         (s.spec.cold_start_s + s.spec.scale_down.stabilization_window_s for s in services),
         default=0.0,
     )
-    return max(1, math.ceil((ahead + provisioning + tick_s) / step_s) + 1)
+    return max(1, math.ceil((ahead + provisioning + tick_and_age_s) / step_s) + 1)
 
 
 def _free_gpus(op: Operator, pools: Sequence[PoolSpec], report: TickReport) -> dict[str, int]:
