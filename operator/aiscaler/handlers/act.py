@@ -4,7 +4,7 @@ balloon Deployments per pool, status (only on change), events and the operator's
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiscaler.core.conditions import service_conditions, training_conditions
@@ -40,6 +40,22 @@ from aiscaler.kube.manifests import (
 log = logging.getLogger("aiscaler")
 
 RESIZE_HISTORY = 10  # entries kept in a TrainingJob's status
+
+
+def act_in_parallel(
+    op: Operator, writes: Sequence[Callable[[TickReport], None]], report: TickReport
+) -> None:
+    """Run each object's writes (scale, status, event: `act_on_service`, `act_on_training`) as
+    a task on the operator's writer pool, each with a report of its own, added to `report` in
+    order. Objects are independent: what one writes never depends on another's writes."""
+
+    def run(write: Callable[[TickReport], None]) -> TickReport:
+        own = TickReport()
+        write(own)
+        return own
+
+    for own in op.writers.map(run, writes):
+        report.add(own)
 
 
 def act_on_service(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             memo.loop.cancel()
         for runner in memo.get("runners", []):
             await runner.cleanup()
-        memo.operator.metrics.close()
+        memo.operator.close()
 
     @kopf.index(GROUP, VERSION, "inferenceservices", id="inferenceservices", registry=registry)
     def inferenceservices(body: kopf.Body, **_: Any) -> dict[None, dict[str, Any]]:
@@ -157,12 +158,17 @@ def _bodies(index: Any) -> list[dict[str, Any]]:
 async def planning_loop(
     op: Operator, health: Health, services_index: Any, trainings_index: Any, options: RunOptions
 ) -> None:
-    """Every tick: take or renew the Lease; if leading, run one tick over both indices."""
+    """Every tick: take or renew the Lease; if leading, run one tick over both indices.
+
+    Ticks start on a fixed schedule, every `tick_seconds` from the first: how long a tick takes
+    does not shift the ones after it. A tick that overruns its period starts the next one at the
+    next scheduled time (the missed ones are skipped, and logged)."""
     tick_s = float(op.settings.tick_seconds)
     # kopf fills the indices from its initial listing right after start-up; the first tick
     # waits one interval so it never plans with half of the objects.
-    await asyncio.sleep(tick_s)
+    scheduled = time.monotonic() + tick_s
     while True:
+        await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
         started = time.monotonic()
         health.last_loop = started
         try:
@@ -201,4 +207,13 @@ async def planning_loop(
         except Exception:  # the loop must outlive any one tick's failure
             op.telemetry.errors.labels("tick").inc()
             log.exception("planning tick failed")
-        await asyncio.sleep(max(0.0, tick_s - (time.monotonic() - started)))
+        following = next_tick(scheduled, tick_s, time.monotonic())
+        if following > scheduled + tick_s:
+            skipped = round((following - scheduled) / tick_s) - 1
+            log.warning("tick took %.1fs: %d tick(s) skipped", time.monotonic() - started, skipped)
+        scheduled = following
+
+
+def next_tick(scheduled: float, tick_s: float, now: float) -> float:
+    """The first time on the schedule `scheduled + k * tick_s` (k >= 1) that is not past."""
+    return scheduled + tick_s * max(1, math.ceil((now - scheduled) / tick_s))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,12 @@ from aiscaler.metrics.batch import Settings as QuerySettings
 from aiscaler.metrics.source import MetricsSource
 from aiscaler.settings import Settings
 
+# Concurrent API writes. Each write waits on the API server (and, in a real cluster, etcd's disk
+# and the network) much longer than it uses the operator's CPU; a tick that changes 1,000
+# services sends ~3,000 of them. Bounded so a burst stays within the API server's fairness
+# limits for one client.
+WRITERS = 8
+
 
 @dataclass
 class Operator:
@@ -39,6 +46,10 @@ class Operator:
     telemetry: Telemetry = field(default_factory=Telemetry)
     memories: dict[str, ScaleMemory] = field(default_factory=dict)
     last_tick: float | None = None
+    # The act step's API writes run on this pool, one object per task (handlers/act.py).
+    writers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(WRITERS, thread_name_prefix="writer")
+    )
 
     @property
     def config(self) -> PlannerConfig:
@@ -46,6 +57,10 @@ class Operator:
             tick_s=float(self.settings.tick_seconds),
             slo_window_s=float(QuerySettings.window_s),  # the latency readings' window
         )
+
+    def close(self) -> None:
+        self.writers.shutdown(wait=True)
+        self.metrics.close()
 
     def pool_specs(self) -> list[PoolSpec]:
         return [
@@ -81,6 +96,15 @@ class TickReport:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def add(self, other: TickReport) -> None:
+        """Count what `other` (the report of one object's writes) did in this report."""
+        self.invalid.update(other.invalid)
+        self.resized.update(other.resized)
+        self.created += other.created
+        self.status_writes += other.status_writes
+        self.events += other.events
+        self.errors += other.errors
 
 
 @dataclass

@@ -10,13 +10,20 @@ of its own: `observe`, `measure` (and forecast), the core's `plan_cluster`, `act
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from aiscaler.core.allocator import plan_cluster
 from aiscaler.core.margin import MAX_MARGIN, MIN_MARGIN
 from aiscaler.core.types import ClusterPlan, ScaleMemory, SloMargin, TrainingDecision
-from aiscaler.handlers.act import act_on_pools, act_on_service, act_on_training, mark_invalid
+from aiscaler.handlers.act import (
+    act_in_parallel,
+    act_on_pools,
+    act_on_service,
+    act_on_training,
+    mark_invalid,
+)
 from aiscaler.handlers.measure import measure_and_forecast
 from aiscaler.handlers.observe import observe_services, observe_trainings, training_observation
 from aiscaler.handlers.state import ObservedTraining, Operator, TickReport
@@ -58,12 +65,16 @@ def run_tick(
         return report
     report.plan = plan
     decisions = {d.name: d for d in plan.services}
+    writes: list[Callable[[TickReport], None]] = [
+        partial(act_on_service, op, s, decisions[s.spec.name], observations[s.spec.name], now)
+        for s in services
+    ]
+    writes += [
+        partial(act_on_training, op, t, d, now)
+        for t, d in zip(trainings, _training_decisions(plan, trainings), strict=True)
+    ]
     with report.stage("act"):
-        for s in services:
-            d = decisions[s.spec.name]
-            act_on_service(op, s, d, observations[s.spec.name], now, report)
-        for t, decision in zip(trainings, _training_decisions(plan, trainings), strict=True):
-            act_on_training(op, t, decision, now, report)
+        act_in_parallel(op, writes, report)
         act_on_pools(op, plan.pools, report)
     op.last_tick = now
     return report
