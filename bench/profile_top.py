@@ -1,7 +1,7 @@
 """The top lines of a py-spy profile: where the operator process spends its samples.
 
 Reads py-spy's raw (collapsed stack) output and prints, for the stacks of one process (default:
-the benchmark's operator process, which `multiprocessing` spawns; all its threads) and optionally
+the operator process that bench/operator_bench.py starts; all its threads) and optionally
 only those through one function, the functions with the most samples: inclusive (the function or
 anything it calls) and self (the function itself).
 
@@ -36,7 +36,7 @@ def main() -> int:
     parser.add_argument("profile", type=Path, help="py-spy raw output (-f raw)")
     parser.add_argument(
         "--process",
-        default="--multiprocessing-fork",
+        default="--operate",
         help="only stacks of processes whose command line contains this",
     )
     parser.add_argument("--under", default="", help="only stacks through this function")

@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -242,7 +242,6 @@ Network = Callable[[Float32Array], npt.NDArray[np.floating[Any]]]
 """Inputs (n, n_inputs) -> non-crossing normalised quantiles (n, horizon, Q)."""
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which the network was trained with
-SOFTPLUS_THRESHOLD = 20.0  # torch's softplus is the identity above it
 # erf(x) = 1 - t * poly(t) * exp(-x^2), t = 1 / (1 + p x), for x >= 0 (Abramowitz and Stegun
 # 7.1.26; absolute error below 1.5e-7, under float32's resolution of GELU's output).
 _ERF_P = 0.3275911
@@ -287,7 +286,13 @@ class QuantileNetwork:
                     (bias + weight @ shift).astype(np.float32),
                 )
             )
-        self.out = (np.ascontiguousarray(f32("out.weight").T), f32("out.bias"))
+        # Rows of the output layer are (horizon, quantile) pairs, horizon-major: reorder them
+        # quantile-major.
+        order = np.arange(cfg.horizon * len(cfg.quantiles)).reshape(cfg.horizon, -1).T.ravel()
+        self.out = (
+            np.ascontiguousarray(f32("out.weight")[order].T),
+            f32("out.bias")[order],
+        )
         self._threads = ThreadpoolController()
 
     def __call__(self, x: Float32Array) -> Float32Array:
@@ -310,17 +315,39 @@ class QuantileNetwork:
             z = normed @ weight
             z += bias
             h += _gelu(z, *work)
-        raw = (h @ self.out[0] + self.out[1]).reshape(-1, self.horizon, self.n_quantiles)
-        m = self.median
-        median = raw[:, :, m : m + 1]
-        gaps = np.where(
-            raw > SOFTPLUS_THRESHOLD,
-            raw,
-            np.log1p(np.exp(np.minimum(raw, np.float32(SOFTPLUS_THRESHOLD)))),
+        # Outputs by quantile level, then horizon (the output layer's rows were reordered so):
+        # each level's values are one contiguous block.
+        out_weight, out_bias = self.out
+        raw = cast(Float32Array, h @ out_weight + out_bias).reshape(
+            -1, self.n_quantiles, self.horizon
         )
-        above = median + np.cumsum(gaps[:, :, m + 1 :], axis=2)
-        below = median - np.cumsum(gaps[:, :, :m][:, :, ::-1], axis=2)[:, :, ::-1]
-        return np.concatenate([below, median, above], axis=2)
+        m = self.median
+        median = raw[:, m]
+        gaps = _softplus(raw)
+        out = np.empty_like(raw)
+        out[:, m] = median
+        # The median plus (minus) the running sum of the gaps above (below) it, summed in the
+        # order torch's cumsum sums them.
+        total = np.zeros_like(median)
+        for q in range(m + 1, self.n_quantiles):
+            total += gaps[:, q]
+            np.add(median, total, out=out[:, q])
+        total[:] = 0
+        for q in range(m - 1, -1, -1):
+            total += gaps[:, q]
+            np.subtract(median, total, out=out[:, q])
+        return out.transpose(0, 2, 1)  # (n, horizon, Q)
+
+
+def _softplus(x: Float32Array) -> Float32Array:
+    """log(1 + exp(x)), as max(x, 0) + log1p(exp(-|x|)): no overflow, and several times faster
+    than numpy's logaddexp."""
+    out = np.abs(x)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += np.maximum(x, np.float32(0))
+    return out
 
 
 def _gelu(z: Float32Array, a: Float32Array, t: Float32Array) -> Float32Array:

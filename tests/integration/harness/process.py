@@ -45,6 +45,13 @@ class ManagedProcess:
     def is_running(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The process id (bench/operator_bench.py counts the CPU time of each component)."""
+        if self._popen is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._popen.pid
+
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, then SIGKILL after `timeout` seconds. Safe to call twice."""
         if self._popen is None:

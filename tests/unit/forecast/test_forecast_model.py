@@ -18,9 +18,12 @@ from aiscaler.forecast.model import (
     ZERO_NOTE,
     CheckpointError,
     ModelForecaster,
+    QuantileNetwork,
     gather_lags,
     input_lags,
     interpolate_quantiles,
+    load_checkpoint,
+    read_weights,
     with_zero_mass,
 )
 from aiscaler.forecast.network import (
@@ -277,12 +280,13 @@ def test_a_mostly_zero_series_gets_zero_low_quantiles_and_keeps_its_upper_ones(
     # the median are 0; above the median is what the calibrated network says.
     rng = np.random.default_rng(0)
     sparse = np.where(rng.random(200) < 0.3, rng.gamma(2.0, 50.0, 200), 0.0)
-    f = ModelForecaster.load(tiny_checkpoint)
-    weight, bias = f.net.out  # the numpy network's output layer
-    weight[:] = 0.0
-    levels = bias.reshape(TINY.horizon, len(TINY.quantiles))
+    cfg = load_checkpoint(tiny_checkpoint)[0]
+    weights = read_weights(tiny_checkpoint, cfg)
+    weights["out.weight"][:] = 0.0
+    levels = weights["out.bias"].reshape(TINY.horizon, len(TINY.quantiles))
     levels[:] = -6.0  # quantile gaps of softplus(-6) = 0.25% of the level
     levels[:, TINY.median_index] = 1.0
+    f = ModelForecaster(cfg, QuantileNetwork(cfg, weights))
     q = [0.1, 0.25, 0.5, 0.9, 0.99]
     (fc,) = f.forecast([sparse], 60, 4, q)
     assert (fc.source, fc.note) == ("model", "")
