@@ -4,7 +4,7 @@ services, turned into the planner's observations."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -12,7 +12,13 @@ import numpy.typing as npt
 
 from aiscaler.core.types import Forecast, PoolSpec, ServiceObservation
 from aiscaler.forecast.base import Forecaster
-from aiscaler.handlers.state import ObservedService, ObservedTraining, Operator, TickReport
+from aiscaler.handlers.state import (
+    Forecasted,
+    ObservedService,
+    ObservedTraining,
+    Operator,
+    TickReport,
+)
 from aiscaler.kube.client import KubeError
 from aiscaler.metrics.errors import MetricError
 from aiscaler.metrics.source import History, JobQuery, Reading, Sample, ServiceQuery
@@ -46,25 +52,19 @@ def measure_and_forecast(
     with report.stage("measure"):
         measured = op.metrics.measure(queries, jobs, now)
         free = _free_gpus(op, pools, report)
-    histories: list[History] = []
-    with_history: list[str] = []
-    for s, q in zip(services, queries, strict=True):
-        history = measured.services[q.key].demand_history
-        if isinstance(history, History):
-            histories.append(history)
-            with_history.append(s.spec.name)
+    histories = {
+        s.spec.name: history
+        for s, q in zip(services, queries, strict=True)
+        if isinstance(history := measured.services[q.key].demand_history, History)
+    }
     forecasts: dict[str, tuple[Forecast, float]] = {}
     if histories:
-        step_s = histories[0].step_s
-        age = now - min(h.end for h in histories)  # the newest point is on the step's grid
-        horizon = _horizon_steps(services, pools, op.config.tick_s + age, step_s)
+        step_s = next(iter(histories.values())).step_s
+        # The history's newest point is on the step's grid: up to one step before now.
+        horizon = _horizon_steps(services, pools, op.config.tick_s + step_s, step_s)
         try:
             with report.stage("forecast"):
-                results = forecast_in_batches(
-                    op.forecaster, [h.values for h in histories], step_s, horizon
-                )
-            for name, history, fc in zip(with_history, histories, results, strict=True):
-                forecasts[name] = (fc, history.end)
+                forecasts = _forecasts(op, histories, step_s, horizon)
         except (ValueError, ArithmeticError) as exc:  # the planner then holds: ForecastMissing
             op.telemetry.errors.labels("forecast").inc()
             report.errors.append(f"forecast: {exc}")
@@ -108,6 +108,38 @@ def slo_met(latency: Reading | None, queue: Reading | None, target_s: float) -> 
         return True
     idle = isinstance(queue, Sample) and math.isfinite(queue.value) and queue.value <= 0
     return None if idle else False
+
+
+def _forecasts(
+    op: Operator, histories: Mapping[str, History], step_s: float, horizon: int
+) -> dict[str, tuple[Forecast, float]]:
+    """Each service's forecast and its origin. The model runs only for the services whose
+    history changed since their last forecast (a tick within the same step, with no late
+    sample, has the same history): each forecast depends on its own history alone."""
+    changed = [
+        name
+        for name, history in histories.items()
+        if not _same_request(op.forecasts.get(name), history, horizon)
+    ]
+    results = forecast_in_batches(
+        op.forecaster, [histories[name].values for name in changed], step_s, horizon
+    )
+    kept = {name: op.forecasts[name] for name in histories if name not in changed}
+    kept |= {
+        name: Forecasted(histories[name], horizon, fc)
+        for name, fc in zip(changed, results, strict=True)
+    }
+    op.forecasts = kept  # services without a history this tick are forgotten
+    return {name: (f.forecast, f.history.end) for name, f in kept.items()}
+
+
+def _same_request(previous: Forecasted | None, history: History, horizon: int) -> bool:
+    return (
+        previous is not None
+        and previous.horizon == horizon
+        and previous.history.start == history.start
+        and np.array_equal(previous.history.values, history.values, equal_nan=True)
+    )
 
 
 def forecast_in_batches(

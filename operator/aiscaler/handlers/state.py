@@ -14,6 +14,7 @@ from aiscaler.api.inference import InferenceService
 from aiscaler.api.training import TrainingJob
 from aiscaler.core.types import (
     ClusterPlan,
+    Forecast,
     PlannerConfig,
     PoolSpec,
     ScaleMemory,
@@ -24,7 +25,7 @@ from aiscaler.forecast.base import Forecaster
 from aiscaler.handlers.telemetry import Telemetry
 from aiscaler.kube.client import KubeApi, ScaleState, TargetRef
 from aiscaler.metrics.batch import Settings as QuerySettings
-from aiscaler.metrics.source import MetricsSource
+from aiscaler.metrics.source import History, MetricsSource
 from aiscaler.settings import Settings
 
 # Concurrent API writes. Each write waits on the API server (and, in a real cluster, etcd's disk
@@ -32,6 +33,15 @@ from aiscaler.settings import Settings
 # services sends ~3,000 of them. Bounded so a burst stays within the API server's fairness
 # limits for one client.
 WRITERS = 8
+
+
+@dataclass(frozen=True)
+class Forecasted:
+    """A service's forecast, with what it was asked for: the same request gets the same one."""
+
+    history: History
+    horizon: int
+    forecast: Forecast
 
 
 @dataclass
@@ -45,6 +55,7 @@ class Operator:
     namespace: str  # the operator's own namespace: balloon Deployments live there
     telemetry: Telemetry = field(default_factory=Telemetry)
     memories: dict[str, ScaleMemory] = field(default_factory=dict)
+    forecasts: dict[str, Forecasted] = field(default_factory=dict)  # the latest, per service
     last_tick: float | None = None
     # The act step's API writes run on this pool, one object per task (handlers/act.py).
     writers: ThreadPoolExecutor = field(
