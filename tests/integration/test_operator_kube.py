@@ -4,6 +4,7 @@ checked as the API server stores them)."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,31 @@ def test_read_and_scale_through_the_scale_subresource(kube_api, namespace, api):
     assert stored["spec"]["replicas"] == 5
     managers = {m["manager"] for m in stored["metadata"]["managedFields"]}
     assert FIELD_MANAGER in managers
+
+
+def test_targets_in_many_namespaces_are_read_with_one_list_each_in_parallel(kube_api, api):
+    spaces = [kube_api.create_namespace() for _ in range(5)]
+    try:
+        for i, space in enumerate(spaces[:4]):
+            kube_api.apply(deployment("web", i + 1), space)
+            kube_api.apply(deployment("api", 10 + i), space)
+        targets = [
+            (space, TargetRef("apps/v1", "Deployment", name))
+            for space in spaces
+            for name in ("web", "api")
+        ]
+        with ThreadPoolExecutor(4) as pool:
+            parallel = api.read_scales(targets, pool)
+        sequential = api.read_scales(targets)
+        for i in range(4):
+            web, other = targets[2 * i], targets[2 * i + 1]
+            assert parallel[web] == sequential[web] == ScaleState(i + 1, 0)
+            assert parallel[other] == sequential[other] == ScaleState(10 + i, 0)
+        for key in targets[8:]:  # the namespace without Deployments
+            assert isinstance(parallel[key], NotFound) and isinstance(sequential[key], NotFound)
+    finally:
+        for space in spaces:
+            kube_api.delete_namespace(space)
 
 
 def test_apply_owned_deployment_and_refuse_what_is_not_ours(kube_api, namespace, api):

@@ -46,7 +46,7 @@ def act_in_parallel(
     op: Operator, writes: Sequence[Callable[[TickReport], None]], report: TickReport
 ) -> None:
     """Run each object's writes (scale, status, event: `act_on_service`, `act_on_training`) as
-    a task on the operator's writer pool, each with a report of its own, added to `report` in
+    a task on the operator's `kube_pool`, each with a report of its own, added to `report` in
     order. Objects are independent: what one writes never depends on another's writes."""
 
     def run(write: Callable[[TickReport], None]) -> TickReport:
@@ -54,7 +54,7 @@ def act_in_parallel(
         write(own)
         return own
 
-    for own in op.writers.map(run, writes):
+    for own in op.kube_pool.map(run, writes):
         report.add(own)
 
 

@@ -43,7 +43,7 @@ def observe_services(
         valid.append((body, parsed))
 
     targets = [(b["metadata"]["namespace"], service_target(m)) for b, m in valid]
-    states = op.kube.read_scales(targets)
+    states = op.kube.read_scales(targets, op.kube_pool)
     services: list[ObservedService] = []
     for (body, model), (namespace, target) in zip(valid, targets, strict=True):
         read = states[(namespace, target)]

@@ -28,11 +28,12 @@ from aiscaler.metrics.batch import Settings as QuerySettings
 from aiscaler.metrics.source import History, MetricsSource
 from aiscaler.settings import Settings
 
-# Concurrent API writes. Each write waits on the API server (and, in a real cluster, etcd's disk
-# and the network) much longer than it uses the operator's CPU; a tick that changes 1,000
-# services sends ~3,000 of them. Bounded so a burst stays within the API server's fairness
-# limits for one client.
-WRITERS = 8
+# Concurrent API calls (the act step's writes, the observe step's LISTs). Each waits on the API
+# server (and, in a real cluster, etcd's disk and the network) much longer than it uses the
+# operator's CPU; a tick that changes 1,000 services sends ~3,000 writes, and services in 1,000
+# namespaces need 1,000 LISTs. Bounded so a burst stays within the API server's fairness limits
+# for one client.
+KUBE_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,10 @@ class Operator:
     memories: dict[str, ScaleMemory] = field(default_factory=dict)
     forecasts: dict[str, Forecasted] = field(default_factory=dict)  # the latest, per service
     last_tick: float | None = None
-    # The act step's API writes run on this pool, one object per task (handlers/act.py).
-    writers: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(WRITERS, thread_name_prefix="writer")
+    # API calls that can run side by side: each object's writes (handlers/act.py), the LISTs
+    # that read the current replicas (handlers/observe.py).
+    kube_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(KUBE_CONCURRENCY, thread_name_prefix="kube")
     )
 
     @property
@@ -70,7 +72,7 @@ class Operator:
         )
 
     def close(self) -> None:
-        self.writers.shutdown(wait=True)
+        self.kube_pool.shutdown(wait=True)
         self.metrics.close()
 
     def pool_specs(self) -> list[PoolSpec]:
