@@ -244,8 +244,10 @@ Network = Callable[[Float32Array], npt.NDArray[np.floating[Any]]]
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which the network was trained with
 # erf(x) = 1 - t * poly(t) * exp(-x^2), t = 1 / (1 + p x), for x >= 0 (Abramowitz and Stegun
 # 7.1.26; absolute error below 1.5e-7, under float32's resolution of GELU's output).
-_ERF_P = 0.3275911
-_ERF_POLY = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+_ERF_P = np.float32(0.3275911 / math.sqrt(2))  # for erf(a / sqrt 2)
+_ERF_HALF_POLY = [  # the polynomial's coefficients, halved: GELU takes half of erfc
+    np.float32(c / 2) for c in (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+]
 
 
 class QuantileNetwork:
@@ -263,11 +265,9 @@ class QuantileNetwork:
 
     def __init__(self, cfg: ModelConfig, weights: Mapping[str, npt.NDArray[Any]]) -> None:
         """`weights` as `read_weights` returns them: the tensors `weight_shapes` names."""
-        self.horizon, self.n_quantiles, self.median = (
-            cfg.horizon,
-            len(cfg.quantiles),
-            cfg.median_index,
-        )
+        self.horizon = cfg.horizon
+        self.n_quantiles = len(cfg.quantiles)
+        self.median = cfg.median_index
 
         def f32(name: str) -> Float32Array:
             return np.ascontiguousarray(weights[name], dtype=np.float32)
@@ -297,6 +297,7 @@ class QuantileNetwork:
 
     def __call__(self, x: Float32Array) -> Float32Array:
         with self._threads.limit(limits=1, user_api="blas"):
+            # An empty x is one empty chunk, so that the result has the right shape.
             return np.concatenate(
                 [
                     self._forward(np.asarray(x[i : i + self.CHUNK], dtype=np.float32))
@@ -356,12 +357,11 @@ def _gelu(z: Float32Array, a: Float32Array, t: Float32Array) -> Float32Array:
     With a = |z| and q = erfc(a / sqrt 2) = t * poly(t) * exp(-a^2 / 2): GELU(z) =
     max(z, 0) - a * q / 2 for either sign of z."""
     np.abs(z, out=a)
-    np.multiply(a, np.float32(_ERF_P / math.sqrt(2)), out=t)
+    np.multiply(a, _ERF_P, out=t)
     t += np.float32(1)
     np.reciprocal(t, out=t)
-    half = [np.float32(c / 2) for c in _ERF_POLY]
-    q = t * half[4]
-    for c in reversed(half[:4]):
+    q = t * _ERF_HALF_POLY[4]
+    for c in reversed(_ERF_HALF_POLY[:4]):
         q += c
         q *= t
     q *= a

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from aiscaler.metrics.readings import Point
 from aiscaler.metrics.source import History
-
-Point = tuple[float, float]  # (unix seconds, value)
 
 
 @dataclass

@@ -10,7 +10,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from aiscaler.metrics.history import HistoryCache, Point
+from aiscaler.metrics.history import HistoryCache
+from aiscaler.metrics.readings import Point
 
 STEP = 60.0
 POINTS = 10
