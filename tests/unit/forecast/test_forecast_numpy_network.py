@@ -185,6 +185,7 @@ def test_the_operator_runtime_forecasts_without_importing_torch() -> None:
 import sys
 import numpy as np
 import aiscaler.cli, aiscaler.handlers.operator, aiscaler.handlers.tick
+aiscaler.cli.build_parser()  # imports every subcommand's module
 from aiscaler.forecast import load_default_forecaster
 forecaster, why = load_default_forecaster()
 assert forecaster.name == "model", why
