@@ -8,13 +8,12 @@
    history at 60 s, 30 steps, 4 quantiles; the model's includes its calibration on 16 past
    origins per series) for the model (numpy network, and torch's), seasonal naive and
    Holt-Winters; medians of 5 runs.
-2. Decision value: `aiscaler simulate` machinery (aiscaler.sim) with the `aiscaler` policy fed
-   by the model and by Holt-Winters, side by side with the oracle, on a few traces (or those
-   given with --decision-trace, e.g. the service a checkpoint was fine-tuned on) at the
-   default cold start (120 s), SLO attainment goal 0.99. Each run is scored twice: over the
-   whole trace, and over its test part only (the last 25%, which no checkpoint trained on; the
-   policy still sees the history before it). Checkpoints trained on a trace's earlier part are
-   compared fairly only on the test part.
+2. Decision value: `aiscaler simulate` machinery (aiscaler.sim, protocol v2, one seed) with
+   the `aiscaler` policy fed by the model and by Holt-Winters, next to the oracle, on a few
+   traces (or those given with --decision-trace, e.g. the service a checkpoint was fine-tuned
+   on) at the default cold start (120 s), SLO attainment goal 0.99, scored on the trace's test
+   part only (the last 25%, which no checkpoint trained on; the policy sees the history
+   before it).
 Accuracy is model/evaluate.py. Not a test: nothing is asserted; the output goes to
 bench/RESULTS.md with the command.
 """
@@ -22,7 +21,6 @@ bench/RESULTS.md with the command.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -95,31 +93,28 @@ def speed(model_path: Path) -> None:
 
 def decision_value(model_path: Path, traces: Path, files: Sequence[tuple[str, str]]) -> None:
     from aiscaler.forecast.data import first_test_index
-    from aiscaler.sim.engine import Demand, Schedule, SimConfig, evaluate, run_policy
-    from aiscaler.sim.oracle import oracle_schedule
-    from aiscaler.sim.predictive import Aiscaler
-    from aiscaler.sim.trace import default_capacity, load_trace
+    from aiscaler.sim.runs import PolicyConfig, Scenario, run_config
+    from aiscaler.sim.state import SimConfig, default_slots, step_rates
+    from aiscaler.sim.trace import as_requests, default_capacity, load_trace
 
     model = ModelForecaster.load(model_path)
-    print(f"\n{'trace':<38}{'forecaster':<14}{'part':<7}{'GPU-h':>9}{'/oracle':>9}{'attain':>9}")
+    print(f"\n{'trace':<38}{'forecaster':<14}{'GPU-h':>9}{'/oracle':>9}{'attain':>9}  (test part)")
     for file, column in files:
         trace = load_trace(traces / file, column)
-        config = SimConfig(capacity=default_capacity(trace.rate))
-        demand = Demand(trace.rate, trace.bin_s)
-        parts = {"whole": -math.inf, "test": first_test_index(demand.n) * demand.dt}
-        oracle = oracle_schedule(demand.rate, demand.dt, config.capacity, config.cold_start_s)
-        runs: list[tuple[str, Schedule]] = [
-            (name, run_policy(Aiscaler(f, trace.bin_s), demand, config))
-            for name, f in (("model", model), ("holt_winters", HoltWintersForecaster()))
-        ]
-        for part, since_s in parts.items():
-            best = evaluate(oracle, demand, config, since_s).gpu_hours
-            for name, schedule in runs:
-                o = evaluate(schedule, demand, config, since_s)
-                print(
-                    f"{file.removesuffix('.csv'):<38}{name:<14}{part:<7}{o.gpu_hours:>9.1f}"
-                    f"{o.gpu_hours / best:>9.3f}{o.slo_attainment:>9.4f}"
-                )
+        requests = as_requests(trace, default_capacity(trace.rate), traces / file)
+        config = SimConfig(capacity=requests.capacity, slots=default_slots(requests.capacity))
+        rates = step_rates(requests.rate, trace.bin_s)
+        split = first_test_index(len(trace.rate)) * trace.bin_s
+        oracle = None
+        for name, forecaster in (("model", model), ("holt_winters", HoltWintersForecaster())):
+            scenario = Scenario(file, rates, config, (0,), split, trace.bin_s, forecaster)
+            if oracle is None:
+                oracle = run_config(scenario, PolicyConfig("oracle"), 0).evaluate.gpu_hours
+            o = run_config(scenario, PolicyConfig("aiscaler"), 0).evaluate
+            print(
+                f"{file.removesuffix('.csv'):<38}{name:<14}{o.gpu_hours:>9.1f}"
+                f"{o.gpu_hours / oracle:>9.3f}{o.slo_attainment:>9.4f}"
+            )
 
 
 def main() -> int:

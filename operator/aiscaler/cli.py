@@ -11,8 +11,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from aiscaler import __version__
+from aiscaler.inputs import EXIT_USAGE, InputError, fail
 
 # name -> module implementing it; the order is the order shown in --help.
 SUBCOMMANDS: dict[str, str] = {
@@ -20,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "simulate": "aiscaler.sim.cli",
     "backtest": "aiscaler.forecast.backtest_cli",
     "train": "aiscaler.forecast.train_cli",
+    "export": "aiscaler.metrics.export_cli",
+    "validate": "aiscaler.validate",
     "crds": "aiscaler.api.crdgen",
 }
 
@@ -29,8 +33,15 @@ demand: it forecasts demand, plans replicas, GPUs and nodes for the whole cluste
 starts capacity a cold start before the demand arrives."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line that says where the options are."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="aiscaler",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -47,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args._run(args))
+    try:
+        return int(args._run(args))
+    except InputError as error:  # what a command found wrong with its input, on one line
+        return fail(args.command, error)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import yaml
 
 from aiscaler.kube.client import KubeApi, NotFound, NotOwned, ScaleState, TargetRef
 from aiscaler.kube.lease import try_lead
-from aiscaler.kube.manifests import FIELD_MANAGER, Owner, owned_deployment
+from aiscaler.kube.manifests import FIELD_MANAGER, FieldManager, Owner, owned_deployment
 
 REPO = Path(__file__).resolve().parents[2]
 POD = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
@@ -37,15 +37,37 @@ def test_read_and_scale_through_the_scale_subresource(kube_api, namespace, api):
     ref = TargetRef("apps/v1", "Deployment", "web")
     missing = TargetRef("apps/v1", "Deployment", "nope")
     states = api.read_scales([(namespace, ref), (namespace, missing)])
-    assert states[(namespace, ref)] == ScaleState(replicas=2, ready_replicas=0)
+    tests_apply = FieldManager("aiscaler-tests", "Apply")
+    assert states[(namespace, ref)] == ScaleState(2, 0, (tests_apply,))
     assert isinstance(states[(namespace, missing)], NotFound)
 
     api.scale(namespace, ref, 5)
-    assert api.read_scale(namespace, ref).replicas == 5
+    # aiscaler owns the replica count alone now, and nothing else of the Deployment
+    assert api.read_scale(namespace, ref) == ScaleState(
+        5, 0, (FieldManager(FIELD_MANAGER, "Apply"),)
+    )
     stored = api.get("apps/v1", "Deployment", namespace, "web")
     assert stored["spec"]["replicas"] == 5
-    managers = {m["manager"] for m in stored["metadata"]["managedFields"]}
-    assert FIELD_MANAGER in managers
+    [ours] = [m for m in stored["metadata"]["managedFields"] if m["manager"] == FIELD_MANAGER]
+    assert (ours["operation"], ours["subresource"]) == ("Apply", "scale")
+    assert ours["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
+
+
+def test_claiming_the_replica_count_at_its_value_shares_it(kube_api, namespace, api):
+    kube_api.apply(deployment("web", 2), namespace)  # a manifest holding replicas: 2
+    ref = TargetRef("apps/v1", "Deployment", "web")
+
+    api.scale(namespace, ref, 2)
+
+    shared = api.read_scale(namespace, ref)
+    assert {m.name for m in shared.managers or ()} == {"aiscaler-tests", FIELD_MANAGER}
+    # the manifest drops replicas: the count stays, aiscaler's alone
+    without = deployment("web", 2)
+    del without["spec"]["replicas"]
+    kube_api.apply(without, namespace)
+    assert api.read_scale(namespace, ref) == ScaleState(
+        2, 0, (FieldManager(FIELD_MANAGER, "Apply"),)
+    )
 
 
 def test_targets_in_many_namespaces_are_read_with_one_list_each_in_parallel(kube_api, api):
@@ -148,7 +170,7 @@ def test_only_one_of_two_replicas_leads(namespace, api):
 
 
 def test_the_shipped_cluster_role_is_enough_and_no_more(kube_api, namespace):
-    docs = list(yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()))
+    docs = list(yaml.safe_load_all((REPO / "deploy" / "aiscaler.yaml").read_text()))
     [role] = [d for d in docs if d["kind"] == "ClusterRole"]
     kube_api.apply(role)
     kubeconfig = kube_api.service_account_kubeconfig(
@@ -160,7 +182,7 @@ def test_the_shipped_cluster_role_is_enough_and_no_more(kube_api, namespace):
     kube_api.apply(deployment("web", 1), namespace)
     ref = TargetRef("apps/v1", "Deployment", "web")
     api.scale(namespace, ref, 2)
-    assert api.read_scales([(namespace, ref)])[(namespace, ref)] == ScaleState(2, 0)
+    assert api.read_scales([(namespace, ref)])[(namespace, ref)].replicas == 2
     owner = Owner("aiscaler.dev/v1alpha1", "InferenceService", "own", namespace, "uid-1")
     api.apply(owned_deployment(owner, POD, 1, 1), owner_uid="uid-1")
     api.gpu_pools({"p": {"x": "y"}})

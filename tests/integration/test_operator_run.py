@@ -1,46 +1,23 @@
 """`aiscaler run` as a process (kopf, the planning loop, probes, /metrics, the leader Lease)
 against a real kube-apiserver and a real Prometheus, authenticated as a service account with
-exactly the RBAC of deploy/rbac.yaml. Two replicas: only the Lease holder acts, and the other
-takes over when the first one stops."""
+exactly the RBAC of deploy/aiscaler.yaml (the chart rendered with its defaults). Two replicas:
+only the Lease holder acts, and the other takes over when the first one stops."""
 
 from __future__ import annotations
 
-import copy
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-import yaml
+from harness.objects import API_VERSION, deployment, service
+from harness.operator import Replica, operator_kubeconfig, wait_for
 from harness.prometheus import Series
 
-from aiscaler.kube.client import KubeApi, NotFound, TargetRef
+from aiscaler.kube.client import KubeApi, NotFound
 
-REPO = Path(__file__).resolve().parents[2]
-API_VERSION = "aiscaler.dev/v1alpha1"
 TICK_S = 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def requests_history(namespace: str, rate: float) -> Series:
@@ -53,81 +30,14 @@ def requests_history(namespace: str, rate: float) -> Series:
     )
 
 
-class Replica:
-    def __init__(
-        self, name: str, kubeconfig: Path, namespace: str, prometheus_url: str, log: Path
-    ) -> None:
-        self.name = name
-        self.metrics_port, self.health_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "POD_NAME": name,
-            "AISCALER_PROMETHEUS_URL": prometheus_url,
-            "AISCALER_TICK_SECONDS": str(TICK_S),
-            "AISCALER_METRICS_PORT": str(self.metrics_port),
-            "AISCALER_HEALTH_PORT": str(self.health_port),
-        }
-        self.log = log.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "aiscaler.cli",
-                "run",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--namespace",
-                namespace,
-                "--operator-namespace",
-                namespace,
-            ],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def get(self, port: int, path: str) -> requests.Response | None:
-        try:
-            return requests.get(f"http://127.0.0.1:{port}{path}", timeout=2)
-        except requests.ConnectionError:
-            return None
-
-    def metric(self, name: str) -> float | None:
-        response = self.get(self.metrics_port, "/metrics")
-        if response is None:
-            return None
-        for line in response.text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        return None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+def inference_service(name: str) -> dict[str, Any]:
+    """Scales Deployment `name` on the vLLM metrics of service "llm" (10 requests/s)."""
+    return service(name, demand={"preset": "vllm", "selector": {"matchLabels": {"service": "llm"}}})
 
 
 @pytest.fixture
-def operator_kubeconfig(kube_api, namespace) -> Path:
-    docs = list(yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()))
-    for doc in docs:
-        if doc["kind"] == "ClusterRole":
-            kube_api.apply(doc)
-            role = doc["metadata"]["name"]
-    kubeconfig = kube_api.service_account_kubeconfig(namespace, "aiscaler", role)
-    for doc in docs:  # the leader-election Role, in the test's namespace
-        if doc["kind"] in ("Role", "RoleBinding"):
-            doc = copy.deepcopy(doc)
-            doc["metadata"]["namespace"] = namespace
-            for subject in doc.get("subjects", []):
-                subject["namespace"] = namespace
-            kube_api.apply(doc, namespace)
-    return kubeconfig
+def kubeconfig(kube_api, namespace, tmp_path) -> Path:
+    return operator_kubeconfig(kube_api, namespace, tmp_path / "operator.kubeconfig")
 
 
 @pytest.fixture
@@ -137,50 +47,22 @@ def replicas(tmp_path) -> Iterator[list[Replica]]:
     for replica in started:
         replica.stop()
     for replica in started:  # shown when a test fails
-        print(f"--- log of {replica.name}:\n{Path(replica.log.name).read_text()[-4000:]}")
+        print(f"--- log of {replica.name}:\n{replica.log()[-4000:]}")
 
 
 def test_two_replicas_one_acts_and_the_other_takes_over(
-    kube_api, namespace, prometheus_factory, operator_kubeconfig, replicas, tmp_path
+    kube_api, namespace, prometheus_factory, kubeconfig, replicas, tmp_path
 ):
     admin = KubeApi(kube_api.new_api_client())
     prometheus = prometheus_factory(history=[requests_history(namespace, 10.0)])
-    kube_api.apply(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "llm"},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": "llm"}},
-                "template": {
-                    "metadata": {"labels": {"app": "llm"}},
-                    "spec": {"containers": [{"name": "c", "image": "vllm"}]},
-                },
-            },
-        },
-        namespace,
-    )
-    kube_api.create(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "InferenceService",
-            "metadata": {"name": "llm"},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llm"},
-                "replicas": {"min": 1, "max": 10},
-                "demand": {"preset": "vllm", "selector": {"matchLabels": {"service": "llm"}}},
-                "capacity": {"perReplica": 3},
-                "coldStart": {"seconds": 30},
-            },
-        },
-        namespace,
-    )
+    kube_api.apply(deployment("llm", 1), namespace)
+    kube_api.create(inference_service("llm"), namespace)
 
-    first = Replica("first", operator_kubeconfig, namespace, prometheus.url, tmp_path / "a.log")
+    env = {"AISCALER_PROMETHEUS_URL": prometheus.url, "AISCALER_TICK_SECONDS": str(TICK_S)}
+    first = Replica("first", kubeconfig, namespace, tmp_path / "a.log", env)
     replicas.append(first)
     wait_for("the first replica to lead", lambda: first.metric("aiscaler_leader") == 1)
-    second = Replica("second", operator_kubeconfig, namespace, prometheus.url, tmp_path / "b.log")
+    second = Replica("second", kubeconfig, namespace, tmp_path / "b.log", env)
     replicas.append(second)
 
     # The leader scales the Deployment from the metric history (10/s at 3 per replica).
@@ -236,12 +118,11 @@ def test_two_replicas_one_acts_and_the_other_takes_over(
     # The leader stops: the second replica takes the Lease over and acts.
     first.stop()
     wait_for("the take-over", lambda: second.metric("aiscaler_leader") == 1, timeout=30)
-    admin.scale(
-        namespace, TargetRef("apps/v1", "Deployment", "llm"), 1
-    )  # so that the new leader has work to do
+    kube_api.apply(deployment("llm2", 1), namespace)  # so that the new leader has work to do
+    kube_api.create(inference_service("llm2"), namespace)
     wait_for(
         "the new leader to scale",
-        lambda: admin.get("apps/v1", "Deployment", namespace, "llm")["spec"]["replicas"] >= 4,
+        lambda: admin.get("apps/v1", "Deployment", namespace, "llm2")["spec"]["replicas"] >= 4,
     )
     lease = admin.get("coordination.k8s.io/v1", "Lease", namespace, "aiscaler-leader")
     assert lease["spec"]["holderIdentity"] == "second"

@@ -2,7 +2,8 @@
 
 Each test builds the operator as `aiscaler run` does (real KubeApi, PrometheusMetrics, a
 forecaster), with the Kubernetes client authenticated as a service account bound to the shipped
-ClusterRole (deploy/rbac.yaml), so every read and write below also proves the RBAC is enough.
+ClusterRole (deploy/aiscaler.yaml, the chart rendered), so every read and write below also
+proves the RBAC is enough.
 Then it runs ticks with `run_tick` on the custom resources listed from the API server (what the
 kopf indices hold) and asserts the outcome in the API server. No controllers run: Deployments
 get no pods, so the assertions are on what the operator writes.
@@ -17,69 +18,36 @@ from typing import Any
 
 import pytest
 import yaml
+from harness.objects import (
+    API_VERSION,
+    HISTORY_S,
+    POD,
+    STEP_S,
+    deployment,
+    events,
+    replicas,
+    scale_by_hand,
+    service,
+    status,
+    tick,
+    training_job,
+    vllm_requests,
+)
 from harness.prometheus import Series
 
 from aiscaler.core.margin import STEP
 from aiscaler.forecast.baselines import HoltWintersForecaster
-from aiscaler.handlers.tick import Operator, TickReport, run_tick
-from aiscaler.kube.client import KubeApi, TargetRef
+from aiscaler.handlers.tick import Operator
+from aiscaler.kube.client import KubeApi
 from aiscaler.metrics.prometheus import PrometheusMetrics
 from aiscaler.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-API_VERSION = "aiscaler.dev/v1alpha1"
-POD = {
-    "metadata": {"labels": {"app": "llm"}},
-    "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai"}]},
-}
-STEP_S = 30
-HISTORY_S = 6 * 3600
-
-
-def vllm_requests(namespace: str, service: str, rate: float, end: float) -> Series:
-    """`vllm:request_success_total` of one service growing at `rate`/s for six hours."""
-    times = [end - HISTORY_S + i * STEP_S for i in range(HISTORY_S // STEP_S + 1)]
-    return Series(
-        "vllm:request_success_total",
-        {"namespace": namespace, "service": service, "finished_reason": "stop"},
-        [(t, rate * (t - times[0])) for t in times],
-    )
-
-
-def deployment(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "llm"}},
-            "template": POD,
-        },
-    }
-
-
-def service(name: str, capacity: float = 3.0, **spec: Any) -> dict[str, Any]:
-    body = {
-        "replicas": {"min": 1, "max": 20},
-        "demand": {"preset": "vllm", "selector": {"matchLabels": {"service": name}}},
-        "capacity": {"perReplica": capacity},
-        "coldStart": {"seconds": 60},
-        "policy": {"scaleUp": {"maxReplicas": 20}, "scaleDown": {"stabilizationWindowSeconds": 0}},
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": body,
-    }
 
 
 @pytest.fixture(scope="session")
 def cluster_role(kube_api) -> str:
-    docs = yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text())
+    docs = yaml.safe_load_all((REPO / "deploy" / "aiscaler.yaml").read_text())
     [role] = [d for d in docs if d["kind"] == "ClusterRole"]
     kube_api.apply(role)
     return role["metadata"]["name"]
@@ -111,24 +79,6 @@ def make_operator(kube_api, namespace, cluster_role, prometheus_factory):
     yield make
     for op in made:
         op.metrics.close()
-
-
-def tick(op: Operator, admin: KubeApi, namespace: str) -> TickReport:
-    services = admin.list(API_VERSION, "InferenceService", namespace)
-    jobs = admin.list(API_VERSION, "TrainingJob", namespace)
-    return run_tick(op, services, jobs, time.time())
-
-
-def status(admin: KubeApi, namespace: str, name: str, kind: str = "InferenceService") -> dict:
-    return admin.get(API_VERSION, kind, namespace, name).get("status") or {}
-
-
-def replicas(admin: KubeApi, namespace: str, name: str) -> int:
-    return admin.get("apps/v1", "Deployment", namespace, name)["spec"]["replicas"]
-
-
-def events(admin: KubeApi, namespace: str, name: str) -> list[dict]:
-    return [e for e in admin.list("v1", "Event", namespace) if e["involvedObject"]["name"] == name]
 
 
 def test_a_deployment_is_scaled_from_metric_history(kube_api, namespace, admin, make_operator):
@@ -191,16 +141,7 @@ def test_training_job_parallelism_follows_the_budget_in_allowed_sizes(
 ):
     op, _ = make_operator([], gpu_budget=6)
     kube_api.create(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "TrainingJob",
-            "metadata": {"name": "pretrain"},
-            "spec": {
-                "workers": {"min": 1, "max": 8, "allowedSizes": [1, 2, 4, 8]},
-                "resize": {"cooldownSeconds": 0},
-                "template": {"spec": {"containers": [{"name": "w", "image": "trainer"}]}},
-            },
-        },
+        training_job("pretrain", workers={"min": 1, "max": 8, "allowedSizes": [1, 2, 4, 8]}),
         namespace,
     )
 
@@ -279,9 +220,7 @@ def test_prometheus_stopped_mid_run_gives_degraded_and_no_scale_down(
     scaled_down = replicas(admin, namespace, "llm")
     assert scaled_down < 12  # with metrics, 12 is too many for 10/s
 
-    admin.scale(
-        namespace, TargetRef("apps/v1", "Deployment", "llm"), 12
-    )  # someone scales it back up by hand
+    scale_by_hand(admin, namespace, "llm", 12)  # someone scales it back up by hand
     prometheus.stop()
     tick(op, admin, namespace)
 
@@ -309,19 +248,7 @@ def test_services_and_a_training_job_never_exceed_the_gpu_budget(
         spec = service(name, resources={"gpusPerReplica": 2})
         spec["spec"]["policy"]["priority"] = priority
         kube_api.create(spec, namespace)
-    kube_api.create(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "TrainingJob",
-            "metadata": {"name": "train"},
-            "spec": {
-                "workers": {"min": 1, "max": 8},
-                "resize": {"cooldownSeconds": 0},
-                "template": {"spec": {"containers": [{"name": "w", "image": "trainer"}]}},
-            },
-        },
-        namespace,
-    )
+    kube_api.create(training_job("train"), namespace)
 
     for _ in range(2):
         tick(op, admin, namespace)

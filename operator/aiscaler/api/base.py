@@ -7,6 +7,7 @@ same message and field path. tests/unit/api checks that the two agree.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,12 +99,19 @@ def field_errors(error: ValidationError) -> list[str]:
 
 def _field_errors(error: ValidationError) -> Iterator[tuple[str, str]]:
     for detail in error.errors():
-        path = ".".join(str(part) for part in detail["loc"])
+        path = ".".join(_path_part(part) for part in detail["loc"])
         cause = detail.get("ctx", {}).get("error")
         if isinstance(cause, RuleViolation):
             yield path + cause.rule.field_path, cause.rule.message
         else:
             yield path, detail["msg"]
+
+
+def _path_part(part: str | int) -> str:
+    # A key as the user wrote it; one that is not plain text (a newline, a dot) is quoted.
+    text = str(part)
+    plain = text.isprintable() and text and "." not in text and '"' not in text
+    return text if plain else json.dumps(text)
 
 
 class ObjectMeta(BaseModel):

@@ -22,6 +22,7 @@ from pydantic_core import core_schema
 from aiscaler.api.base import GROUP, VERSION, ApiModel
 from aiscaler.api.inference import InferenceService
 from aiscaler.api.training import TrainingJob
+from aiscaler.inputs import InputError, create_folder, output_file, output_folder
 
 HELP = "generate the CustomResourceDefinitions (crds/*.yaml) from the API models"
 
@@ -45,6 +46,18 @@ class Kind:
 
 AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation.")
 
+
+def condition_reason(type_: str, name: str, description: str, priority: int = 0) -> PrinterColumn:
+    """A column showing the reason of condition `type_` (what explains a hold or a limit)."""
+    path = f'.status.conditions[?(@.type=="{type_}")].reason'
+    return PrinterColumn(name, "string", path, description, priority)
+
+
+LIMITED = condition_reason(
+    "ScalingLimited", "Limited", "Reason of ScalingLimited: the limit or hold on the decision."
+)
+INVALID = condition_reason("Invalid", "Invalid", "Reason of Invalid: InvalidSpec or SpecValid.", 1)
+
 KINDS = (
     Kind(
         InferenceService,
@@ -56,6 +69,11 @@ KINDS = (
             PrinterColumn(
                 "Forecast", "number", ".status.forecast.value", "Demand forecast at the lead time."
             ),
+            condition_reason(
+                "Degraded", "Degraded", "Reason of Degraded: why replicas are held (data missing)."
+            ),
+            LIMITED,
+            INVALID,
             AGE,
         ),
     ),
@@ -65,7 +83,9 @@ KINDS = (
             PrinterColumn("Phase", "string", ".status.phase", "Phase of the job."),
             PrinterColumn("Workers", "integer", ".status.workers", "Current workers."),
             PrinterColumn("Desired", "integer", ".status.desiredWorkers", "Decided workers."),
+            LIMITED,
             PrinterColumn("GPU-Hours", "number", ".status.gpuHours", "GPU-hours used.", 1),
+            INVALID,
             AGE,
         ),
     ),
@@ -217,13 +237,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("crds"),
         help="folder to write the CRD files into (default: crds)",
     )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        metavar="FILE.md",
+        help="also write the fields' reference in Markdown (docs/crd-reference.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    output_dir: Path = args.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for file_name, text in render_crds().items():
+    from aiscaler.api.reference import render_reference
+
+    files = render_crds()
+    if args.reference is not None:
+        output_file(args.reference, "--reference", {".md"})
+    output_dir = create_folder(output_folder(args.output_dir, "--output-dir"), "--output-dir")
+    for file_name, text in files.items():
         path = output_dir / file_name
-        path.write_text(text, encoding="utf-8")
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise InputError(f"--output-dir {output_dir}: cannot write {path}: {error}") from None
         print(path)
+    if args.reference is not None:
+        args.reference.write_text(render_reference(), encoding="utf-8")
+        print(args.reference)
     return 0

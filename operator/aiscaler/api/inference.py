@@ -107,8 +107,9 @@ class Capacity(ApiModel):
     per_replica: float | None = Field(
         default=None,
         gt=0,
-        description="Demand (in demand.unit) one replica serves within the SLO; learned "
-        "online when omitted.",
+        description="Demand (in demand.unit) one replica serves within the SLO, measured with a "
+        "load test (docs/capacity.md). Required to scale: without it replicas are held with "
+        "Degraded CapacityUnknown (it is not learned online yet).",
     )
 
 
@@ -146,8 +147,9 @@ class ColdStart(ApiModel):
     seconds: float = Field(
         default=120,
         ge=0,
-        description="Expected seconds from scale-up to ready; the measured value is used "
-        "when larger.",
+        description="Expected seconds from scale-up to a ready replica (image pull, weight "
+        "load, warm-up): replicas are started this long (plus node provisioning when no GPU is "
+        "free) before the forecast needs them.",
     )
 
 

@@ -19,16 +19,15 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "model" / "checkpoint
 def load_default_forecaster(path: str | Path | None = None) -> tuple[Forecaster, str]:
     """The forecaster to use, and why it was chosen (for a condition or a log line).
 
-    With an explicit `path` the checkpoint must load: CheckpointError says why it cannot. Without
-    one, the shipped checkpoint is used when it is present and loads; otherwise Holt-Winters, and
-    the reason says so.
+    The checkpoint at `path` (default: the shipped one) when it loads; otherwise Holt-Winters,
+    and the reason says why the checkpoint could not be used. An operator whose checkpoint is
+    missing or corrupt still scales (on the baseline) and says so, rather than stopping.
     """
     from aiscaler.forecast.model import CheckpointError, ModelForecaster
 
-    if path is not None:
-        return ModelForecaster.load(path), f"model checkpoint {path}"
+    checkpoint = Path(path) if path is not None else DEFAULT_CHECKPOINT
     try:
-        return ModelForecaster.load(DEFAULT_CHECKPOINT), f"model checkpoint {DEFAULT_CHECKPOINT}"
+        return ModelForecaster.load(checkpoint), f"model checkpoint {checkpoint}"
     except CheckpointError as e:
         return HoltWintersForecaster(), f"{e}: using the holt_winters baseline"
 

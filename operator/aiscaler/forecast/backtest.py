@@ -22,6 +22,7 @@ import numpy.typing as npt
 from aiscaler.forecast.base import Forecaster
 from aiscaler.forecast.baselines import DAY_S, season_steps
 from aiscaler.forecast.data import Series, TraceError, first_test_index
+from aiscaler.table import render
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -168,13 +169,18 @@ def backtest(
 
 def format_table(bt: Backtest) -> str:
     """A plain-text table of a backtest, one row per forecaster and horizon."""
-    lines = [
-        f"{bt.trace} [{bt.column}] step {bt.step_s:g} s, {bt.origins} origins",
-        f"{'model':<16}{'h':>4}{'MASE':>8}{'relMASE':>9}{'sMAPE':>8}{'WQL':>8}{'cov80':>7}",
+    rows = [
+        [
+            r.model,
+            str(r.horizon_steps),
+            f"{r.mase:.3f}",
+            f"{r.relative_mase:.3f}",
+            f"{r.smape:.3f}",
+            f"{r.wql:.3f}",
+            f"{r.coverage_80:.2f}",
+        ]
+        for r in bt.results
     ]
-    for r in bt.results:
-        lines.append(
-            f"{r.model:<16}{r.horizon_steps:>4}{r.mase:>8.3f}{r.relative_mase:>9.3f}"
-            f"{r.smape:>8.3f}{r.wql:>8.3f}{r.coverage_80:>7.2f}"
-        )
-    return "\n".join(lines)
+    header = ["model", "h", "MASE", "relMASE", "sMAPE", "WQL", "cov80"]
+    title = f"{bt.trace} [{bt.column}] step {bt.step_s:g} s, {bt.origins} origins"
+    return title + "\n" + render(header, rows)

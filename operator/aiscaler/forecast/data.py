@@ -17,14 +17,17 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from aiscaler.inputs import InputError, check_trace_values
+
 FloatArray = npt.NDArray[np.float64]
 
 # The later quarter of every trace is the test part; training sees only the earlier part.
 TEST_FRACTION = 0.25
 
 
-class TraceError(ValueError):
-    """A trace that cannot be used: missing, empty, malformed, unknown column, too short."""
+class TraceError(InputError):
+    """A trace that cannot be used: missing, empty, malformed, unknown column, too short, values
+    that are no demand."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Series:
 def read_trace(path: str | Path, column: str = "requests") -> Series:
     """Read one numeric column of a trace CSV; raise TraceError saying what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        raise TraceError(f"trace {path} is a directory, not a CSV file")
     try:
         with path.open(newline="") as f:
             rows = list(csv.reader(f))
@@ -71,6 +76,10 @@ def read_trace(path: str | Path, column: str = "requests") -> Series:
             raise TraceError(f"trace {path} line {n + 2}: malformed row {row!r}") from e
     if len(values) < 2:
         raise TraceError(f"trace {path} has {len(values)} data rows; at least 2 are needed")
+    try:
+        check_trace_values(values, f"trace {path}", column)
+    except InputError as error:
+        raise TraceError(str(error)) from None
     steps = np.diff(times)
     if np.any(steps <= 0):
         bad = int(np.argmax(steps <= 0)) + 3

@@ -11,9 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from aiscaler.forecast.data import Series, TraceError, read_trace, resample
+from aiscaler.forecast.data import Series, read_trace, resample
+from aiscaler.inputs import (
+    InputError,
+    fail,
+    non_negative_count,
+    number,
+    output_folder,
+    positive_count,
+    positive_number,
+    read_yaml,
+)
 
 HELP = "train or fine-tune the demand forecasting model (trace CSVs or a Prometheus range query)"
 DEFAULT_TRACES_DIR = "../shared/data/traces"
@@ -22,34 +31,42 @@ PROMETHEUS_MAX_POINTS = 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     parser.add_argument(
         "--config", help="YAML file: `traces` (files under --traces-dir) and training settings"
     )
     parser.add_argument("--traces-dir", default=DEFAULT_TRACES_DIR, help="base of config traces")
     parser.add_argument("--trace", action="append", default=[], help="trace CSV (repeatable)")
     parser.add_argument("--column", default="requests", help="demand column of --trace files")
-    parser.add_argument("--step", type=float, help="resample --trace files to this step (s)")
+    parser.add_argument(
+        "--step", type=positive_number, help="resample --trace files to this step (s)"
+    )
     parser.add_argument("--init", help="checkpoint folder to fine-tune from (its shape is kept)")
-    parser.add_argument("--steps", type=int, help="optimisation steps (overrides the config)")
-    parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
+    parser.add_argument(
+        "--steps", type=positive_count, help="optimisation steps (overrides the config)"
+    )
+    parser.add_argument(
+        "--seed", type=non_negative_count, help="random seed (overrides the config)"
+    )
     parser.add_argument(
         "--test-fraction",
-        type=float,
+        type=lambda text: number(text, lambda v: 0 <= v < 1, "in [0, 1)"),
         help="latest share of each series never trained on (default 0.25, kept for evaluation; "
         "0 for a fine-tune that should learn from the most recent history)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    parser.add_argument("--threads", type=positive_count, default=1, help="CPU threads for torch")
     prom = parser.add_argument_group("Prometheus history (instead of or besides --trace)")
     prom.add_argument("--prometheus-url", help="e.g. http://prometheus:9090")
     prom.add_argument("--query", help="PromQL giving the demand rate, one series per service")
     prom.add_argument("--start", help="ISO-8601 start of the range, e.g. 2026-11-01T00:00:00Z")
     prom.add_argument("--end", help="ISO-8601 end of the range")
-    prom.add_argument("--query-step", type=float, default=60.0, help="range query step (s)")
+    prom.add_argument(
+        "--query-step", type=positive_number, default=60.0, help="range query step (s)"
+    )
 
 
 TORCH_MISSING = (
-    "aiscaler train: error: training needs torch, which the operator's own install leaves out; "
+    "training needs torch, which the operator's own install leaves out; "
     "install the training extra: pip install 'aiscaler[train]' (docs/forecast.md)"
 )
 
@@ -62,15 +79,18 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] != "torch":
             raise
-        print(TORCH_MISSING)
-        return 2
+        return fail("train", ModuleNotFoundError(TORCH_MISSING))
+    from aiscaler.forecast.model import CheckpointError
 
+    output_folder(args.out, "--out")  # before training, which takes minutes
     torch.set_num_threads(args.threads)
     try:
         settings: dict[str, Any] = {}
         series: list[Series] = []
         if args.config:
-            config = yaml.safe_load(Path(args.config).read_text()) or {}
+            config = read_yaml(Path(args.config), "--config ") or {}
+            if not isinstance(config, dict):
+                raise InputError(f"--config {args.config}: must hold a mapping (traces, train)")
             settings = dict(config.get("train", {}))
             series += traces_from_config(config.get("traces", []), Path(args.traces_dir))
         for path in args.trace:
@@ -90,9 +110,8 @@ def run(args: argparse.Namespace) -> int:
             settings["test_fraction"] = args.test_fraction
         tcfg = TrainConfig.from_dict(settings)
         record = train(series, tcfg, args.out, init_checkpoint=args.init)
-    except (TraceError, ValueError, OSError, yaml.YAMLError) as e:
-        print(f"aiscaler train: error: {e}")
-        return 2
+    except (ValueError, OSError, CheckpointError) as e:  # InputError is a ValueError
+        return fail("train", e)
     if int(os.environ.get("RANK", "0")) == 0:  # one report under torchrun
         print(json.dumps({k: v for k, v in record.items() if k != "series"}, indent=2))
         print(f"trained on {len(record['series'])} series; checkpoint written to {args.out}")

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiscaler.core.conditions import service_conditions, training_conditions
 from aiscaler.core.types import (
+    Condition,
     Forecast,
     PoolPlan,
     ServiceDecision,
@@ -16,18 +17,29 @@ from aiscaler.core.types import (
     TrainingDecision,
 )
 from aiscaler.handlers.mapping import key_of
-from aiscaler.handlers.state import ObservedService, ObservedTraining, Operator, TickReport
+from aiscaler.handlers.state import (
+    ObservedService,
+    ObservedTraining,
+    Operator,
+    TickReport,
+    written_key,
+)
 from aiscaler.handlers.status import (
+    OperatorReason,
     SpecReason,
     invalid_condition,
+    operator_condition,
+    overriding,
     read_conditions,
+    scaled_outside,
     settled_forecast,
     status_patch,
     timestamp,
     write_conditions,
 )
-from aiscaler.kube.client import KubeError, NotOwned
+from aiscaler.kube.client import KubeError, NotFound, NotOwned
 from aiscaler.kube.manifests import (
+    FIELD_MANAGER,
     Owner,
     balloon_deployment,
     balloon_deployment_name,
@@ -71,10 +83,17 @@ def act_on_service(
     generation = s.body["metadata"].get("generation")
     current = obs.current_replicas
     replicas = current
+    # Replicas someone else set are left alone for a while (no fight): see scaled_outside.
+    outside = (
+        scaled_outside(status, op.left.get(s.spec.name), current, now, s.state.managers)
+        if d.apply and s.state is not None
+        else None
+    )
+    apply = d.apply and outside is None
     try:
         if s.owned and (s.state is None or status.get("observedGeneration") != generation):
             # Create the owned Deployment, or re-apply it after a spec change.
-            replicas = d.replicas if d.apply else max(current, s.spec.min_replicas)
+            replicas = d.replicas if apply else max(current, s.spec.min_replicas)
             op.kube.apply(
                 owned_deployment(
                     Owner.of(s.body),
@@ -87,12 +106,17 @@ def act_on_service(
                 owner_uid=s.body["metadata"]["uid"],
             )
             report.created.append(s.spec.name)
-        elif d.apply and d.replicas != current:
+        elif apply and d.replicas != current:
             op.kube.scale(namespace, s.target, d.replicas)
             replicas = d.replicas
+        elif apply and s.state is not None and s.state.managed_by(FIELD_MANAGER) is False:
+            # The count is right but someone else's: aiscaler claims it (same value, a shared
+            # owner), so a manifest that later drops spec.replicas does not reset it.
+            op.kube.scale(namespace, s.target, current)
     except (NotOwned, ValueError, KubeError) as exc:
         _act_failed(op, s.body, exc, now, report)
         return  # nothing changed: memory, status and events stay as they are; retried next tick
+    op.left[s.spec.name] = replicas
     if replicas != current:
         report.resized[s.spec.name] = (current, replicas)
         op.telemetry.decisions.labels("InferenceService", namespace, name, d.reason.value).inc()
@@ -110,6 +134,20 @@ def act_on_service(
         *service_conditions(d, obs.ready_replicas or 0, previous, now),
         invalid_condition(previous, [], now, SpecReason.SPEC_VALID),
     ]
+    if op.model_problem and d.degraded is None:  # a data problem says more: it holds
+        conditions = overriding(
+            conditions,
+            operator_condition(
+                previous, "Degraded", OperatorReason.MODEL_UNAVAILABLE, op.model_problem, now
+            ),
+        )
+    if outside is not None:
+        conditions = overriding(
+            conditions,
+            operator_condition(
+                previous, "ScalingLimited", OperatorReason.SCALED_OUTSIDE, outside[0], now
+            ),
+        )
     fc = obs.forecast
     wanted = {
         "observedGeneration": generation,
@@ -125,9 +163,13 @@ def act_on_service(
         "lastDecision": last_decision,
         "conditions": write_conditions(status.get("conditions"), conditions, generation),
     }
-    write_status(op, s.body, wanted, report)
-    if changed:
-        verb = "scaled" if d.apply else "recommends"
+    # The event goes with the recorded decision: when the status write fails, the next tick
+    # records the decision again and posts the event then (once).
+    written = write_status(op, s.body, wanted, report)
+    if written and outside is not None and outside[1] == now:  # newly seen
+        _event(op, s.body, OperatorReason.SCALED_OUTSIDE, outside[0], now, report, warning=True)
+    if written and changed:
+        verb = "scaled" if apply else "recommends"
         _event(
             op,
             s.body,
@@ -210,8 +252,7 @@ def act_on_training(
         "lastDecision": last_decision,
         "conditions": write_conditions(status.get("conditions"), conditions, generation),
     }
-    write_status(op, t.body, wanted, report)
-    if changed:
+    if write_status(op, t.body, wanted, report) and changed:  # as for services
         verb = "resized" if d.apply else "recommends"
         _event(
             op,
@@ -270,10 +311,12 @@ def act_on_pools(op: Operator, plans: Sequence[PoolPlan], report: TickReport) ->
                 "apps/v1", "Deployment", op.namespace, label_selector="aiscaler.dev/balloon-pool"
             )
         }
+        owner: dict[str, Any] | None = None
         for plan in plans:
             name = balloon_deployment_name(plan.name)
             if existing.get(name, 0) == plan.balloon_pods:
                 continue
+            owner = owner or _balloon_owner(op)
             op.kube.apply(
                 balloon_deployment(
                     op.namespace,
@@ -282,12 +325,31 @@ def act_on_pools(op: Operator, plans: Sequence[PoolPlan], report: TickReport) ->
                     max(1, plan.balloon_gpus),
                     _pool_selector(op, plan.name),
                     op.settings.balloon_priority_class,
+                    owner=owner or None,
                 )
             )
             report.resized[f"{op.namespace}/{name}"] = (existing.get(name, 0), plan.balloon_pods)
     except KubeError as exc:
         op.telemetry.errors.labels("act").inc()
         report.errors.append(f"balloons: {exc}")
+
+
+def _balloon_owner(op: Operator) -> dict[str, Any]:
+    """An owner reference to the balloons' PriorityClass (the chart's): uninstalling it lets
+    the garbage collector take the balloon Deployments too. {} when it does not exist."""
+    try:
+        priority_class = op.kube.get(
+            "scheduling.k8s.io/v1", "PriorityClass", None, op.settings.balloon_priority_class
+        )
+    except NotFound:
+        return {}
+    meta = priority_class["metadata"]
+    return {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "name": meta["name"],
+        "uid": meta["uid"],
+    }
 
 
 def _pool_selector(op: Operator, pool: str | None) -> dict[str, str]:
@@ -320,17 +382,24 @@ def mark_invalid(
     report: TickReport,
 ) -> None:
     """Invalid condition and a Warning event (only when something changed); nothing else."""
-    key = key_of(body)
-    report.invalid[key] = list(problems)
+    report.invalid[key_of(body)] = list(problems)
+    cond = invalid_condition(read_conditions(body.get("status")), problems, now, reason)
+    report_condition(op, body, cond, now, report)
+
+
+def report_condition(
+    op: Operator, body: Mapping[str, Any], cond: Condition, now: float, report: TickReport
+) -> None:
+    """Write one condition (with observedGeneration) and, when that changed the status, a
+    Warning event with its reason and message."""
     status = body.get("status") or {}
     generation = body["metadata"].get("generation")
-    cond = invalid_condition(read_conditions(status), problems, now, reason)
     wanted = {
         "observedGeneration": generation,
         "conditions": write_conditions(status.get("conditions"), [cond], generation),
     }
     if write_status(op, body, wanted, report):
-        _event(op, body, reason.value, cond.message, now, warning=True, report=report)
+        _event(op, body, cond.reason, cond.message, now, warning=True, report=report)
 
 
 def write_status(
@@ -342,7 +411,7 @@ def write_status(
         return False
     meta = body["metadata"]
     try:
-        op.kube.patch(
+        after = op.kube.patch(
             body["apiVersion"],
             body["kind"],
             meta["namespace"],
@@ -355,6 +424,12 @@ def write_status(
         report.errors.append(f"{key_of(body)}: status: {exc}")
         return False
     report.status_writes += 1
+    if isinstance(after, Mapping):  # see Operator.latest; managedFields are the bulk of it
+        kept = {k: after[k] for k in ("apiVersion", "kind", "spec", "status") if k in after}
+        kept["metadata"] = {
+            k: v for k, v in (after.get("metadata") or {}).items() if k != "managedFields"
+        }
+        op.written[written_key(body)] = (meta.get("resourceVersion"), kept)
     return True
 
 

@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import socket
-import sys
 
 HELP = "run the operator (in-cluster, or against a kubeconfig)"
 
@@ -36,13 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import kopf
-    from pydantic import ValidationError
-    from pydantic_settings import SettingsError
 
-    from aiscaler.forecast.model import CheckpointError
     from aiscaler.handlers.operator import RunOptions, build_operator, build_registry
+    from aiscaler.inputs import InputError, fail
     from aiscaler.kube.client import KubeError
-    from aiscaler.settings import Settings
+    from aiscaler.settings import load_settings
 
     options = RunOptions(
         kubeconfig=args.kubeconfig,
@@ -50,19 +47,13 @@ def run(args: argparse.Namespace) -> int:
         namespace=args.operator_namespace,
     )
     # Settings, clients and the forecaster are built once, before kopf starts, so that a bad
-    # setting, kubeconfig or checkpoint stops the command at once with the reason.
+    # setting or kubeconfig stops the command at once with the reason (a checkpoint that does
+    # not load gives the baseline forecaster, and every service's Degraded condition says so).
     try:
-        settings = Settings()
+        settings = load_settings()
         operator, why = build_operator(settings, options)
-    except (
-        ValidationError,
-        SettingsError,
-        CheckpointError,
-        KubeError,
-        OSError,
-    ) as error:
-        print(f"aiscaler run: {error}", file=sys.stderr)
-        return 2
+    except (InputError, KubeError, OSError) as error:
+        return fail("run", error)
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
     logging.getLogger("aiscaler").info("forecaster: %s", why)
     namespaces = args.namespace or list(settings.namespaces)

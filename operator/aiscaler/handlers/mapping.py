@@ -19,6 +19,8 @@ from aiscaler.core.types import (
 )
 from aiscaler.core.types import ScalingRules as CoreScalingRules
 from aiscaler.kube.client import TargetRef
+from aiscaler.metrics.source import ServiceQuery
+from aiscaler.settings import GpuPool
 
 
 def key_of(body: Mapping[str, Any]) -> str:
@@ -27,10 +29,11 @@ def key_of(body: Mapping[str, Any]) -> str:
 
 
 def parse_service(
-    body: Mapping[str, Any], pools: Sequence[PoolSpec]
+    body: Mapping[str, Any], pools: Sequence[PoolSpec] | None
 ) -> InferenceService | list[str]:
     """The validated model, or one `field: problem` line per problem (the schema's rules, and a
-    GPU pool this operator must know)."""
+    GPU pool this operator must know; `pools` None: the pools are not known, as to `aiscaler
+    validate` without settings, and placement is not checked)."""
     try:
         model = InferenceService.model_validate(_without_status(body))
     except ValidationError as error:
@@ -39,7 +42,9 @@ def parse_service(
     return _placement_problems(resources.pool, resources.gpus_per_replica, pools) or model
 
 
-def parse_training(body: Mapping[str, Any], pools: Sequence[PoolSpec]) -> TrainingJob | list[str]:
+def parse_training(
+    body: Mapping[str, Any], pools: Sequence[PoolSpec] | None
+) -> TrainingJob | list[str]:
     try:
         model = TrainingJob.model_validate(_without_status(body))
     except ValidationError as error:
@@ -48,9 +53,9 @@ def parse_training(body: Mapping[str, Any], pools: Sequence[PoolSpec]) -> Traini
     return _placement_problems(resources.pool, resources.gpus_per_worker, pools) or model
 
 
-def _placement_problems(pool: str | None, gpus: int, pools: Sequence[PoolSpec]) -> list[str]:
+def _placement_problems(pool: str | None, gpus: int, pools: Sequence[PoolSpec] | None) -> list[str]:
     """A pool the operator does not know, or a pod larger than the pool's nodes."""
-    if pool is None:
+    if pool is None or pools is None:
         return []
     by_name = {p.name: p for p in pools}
     if pool not in by_name:
@@ -77,6 +82,38 @@ def _without_status(body: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": keep,
         "spec": body.get("spec"),
     }
+
+
+def pool_specs(pools: Sequence[GpuPool]) -> list[PoolSpec]:
+    """The settings' GPU pools as the planner sees them."""
+    return [
+        PoolSpec(
+            name=p.name,
+            gpus_per_node=p.gpus_per_node,
+            max_nodes=p.max_nodes,
+            min_nodes=p.min_nodes,
+            provisioning_s=float(p.provisioning_seconds),
+            budget=p.budget,
+        )
+        for p in pools
+    ]
+
+
+def service_query(body: Mapping[str, Any], model: InferenceService, workload: str) -> ServiceQuery:
+    """What the metrics layer reads for a service: its demand and latency objective, and the
+    workload whose pods serve it."""
+    meta, demand, latency = body["metadata"], model.spec.demand, model.spec.slo.latency
+    return ServiceQuery(
+        namespace=meta["namespace"],
+        name=meta["name"],
+        preset=demand.preset,
+        unit=demand.unit,
+        query=demand.query,
+        selector=dict(demand.selector.match_labels) if demand.selector else {},
+        latency_metric=latency.metric,
+        latency_quantile=latency.quantile,
+        workload=workload,
+    )
 
 
 def _rules(rules: ScalingRules) -> CoreScalingRules:

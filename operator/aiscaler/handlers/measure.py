@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from aiscaler.core.types import Forecast, PoolSpec, ServiceObservation
 from aiscaler.forecast.base import Forecaster
+from aiscaler.handlers.mapping import service_query
 from aiscaler.handlers.state import (
     Forecasted,
     ObservedService,
@@ -21,7 +22,7 @@ from aiscaler.handlers.state import (
 )
 from aiscaler.kube.client import KubeError
 from aiscaler.metrics.errors import MetricError
-from aiscaler.metrics.source import History, JobQuery, Reading, Sample, ServiceQuery
+from aiscaler.metrics.source import History, JobQuery, Reading, Sample
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 # Series per forecaster call. Each series is forecast from its own history, so batching changes
@@ -39,7 +40,7 @@ def measure_and_forecast(
     report: TickReport,
 ) -> dict[str, ServiceObservation]:
     """One batched metrics round and one batched forecast for all services."""
-    queries = [_service_query(s) for s in services]
+    queries = [service_query(s.body, s.model, s.target.name) for s in services]
     jobs = [
         JobQuery(
             t.body["metadata"]["namespace"],
@@ -154,21 +155,6 @@ def forecast_in_batches(
     for first in range(0, len(histories), batch):
         results += forecaster.forecast(histories[first : first + batch], step_s, horizon, QUANTILES)
     return results
-
-
-def _service_query(s: ObservedService) -> ServiceQuery:
-    meta, demand, latency = s.body["metadata"], s.model.spec.demand, s.model.spec.slo.latency
-    return ServiceQuery(
-        namespace=meta["namespace"],
-        name=meta["name"],
-        preset=demand.preset,
-        unit=demand.unit,
-        query=demand.query,
-        selector=dict(demand.selector.match_labels) if demand.selector else {},
-        latency_metric=latency.metric,
-        latency_quantile=latency.quantile,
-        workload=s.target.name,
-    )
 
 
 def _horizon_steps(

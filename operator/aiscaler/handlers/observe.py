@@ -10,7 +10,7 @@ from typing import Any
 
 from aiscaler.api.inference import InferenceService
 from aiscaler.core.types import PoolSpec, TrainingObservation
-from aiscaler.handlers.act import mark_invalid, write_status
+from aiscaler.handlers.act import mark_invalid, report_condition, write_status
 from aiscaler.handlers.mapping import (
     key_of,
     parse_service,
@@ -21,8 +21,14 @@ from aiscaler.handlers.mapping import (
     training_target,
 )
 from aiscaler.handlers.state import ObservedService, ObservedTraining, Operator, TickReport
-from aiscaler.handlers.status import SpecReason, parse_timestamp
-from aiscaler.kube.client import KubeError, Listings, NotFound, ScaleState
+from aiscaler.handlers.status import (
+    OperatorReason,
+    SpecReason,
+    operator_condition,
+    parse_timestamp,
+    read_conditions,
+)
+from aiscaler.kube.client import KubeError, Listings, NotFound, ScaleState, TargetRef
 
 log = logging.getLogger("aiscaler")
 
@@ -51,9 +57,7 @@ def observe_services(
         state: ScaleState | None = None  # an owned Deployment not created yet: created when acting
         if isinstance(read, KubeError):
             if not (owned and isinstance(read, NotFound)):
-                _observation_failed(
-                    op, body, f"reading {target.kind} {target.name}: {read}", report
-                )
+                _observation_failed(op, body, target, read, now, report)
                 continue
         else:
             state = read
@@ -88,7 +92,7 @@ def observe_trainings(
                 job = None
                 workers = op.kube.read_scale(namespace, target).replicas
         except KubeError as exc:
-            _observation_failed(op, body, f"reading {target.kind} {target.name}: {exc}", report)
+            _observation_failed(op, body, target, exc, now, report)
             continue
         finished = _job_finished(job)
         if finished:
@@ -110,12 +114,28 @@ def _job_finished(job: Mapping[str, Any] | None) -> str | None:
 
 
 def _observation_failed(
-    op: Operator, body: Mapping[str, Any], message: str, report: TickReport
+    op: Operator,
+    body: Mapping[str, Any],
+    target: TargetRef,
+    exc: KubeError,
+    now: float,
+    report: TickReport,
 ) -> None:
-    # Without the current size nothing can be decided safely: skip the object this tick.
+    """Without the current size nothing can be decided safely: the object is skipped this tick,
+    and its Degraded condition (and a Warning event, when that is new) says why."""
     op.telemetry.errors.labels("kube").inc()
+    if isinstance(exc, NotFound):
+        reason = OperatorReason.NOT_FOUND
+        message = f"{target.kind} {target.name} does not exist: create it, or fix the spec's target"
+    else:
+        reason, message = OperatorReason.UNREADABLE, f"reading {target.kind} {target.name}: {exc}"
     report.errors.append(f"{key_of(body)}: {message}")
     log.warning("%s: not planned this tick: %s", key_of(body), message)
+    op.left.pop(key_of(body), None)  # what it comes back with is no change by someone else
+    previous = read_conditions(body.get("status"))
+    report_condition(
+        op, body, operator_condition(previous, "Degraded", reason, message, now), now, report
+    )
 
 
 def training_observation(t: ObservedTraining) -> TrainingObservation:

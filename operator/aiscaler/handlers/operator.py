@@ -49,10 +49,14 @@ def build_operator(settings: Settings, options: RunOptions) -> tuple[Operator, s
     kube = KubeApi(load_api_client(options.kubeconfig))  # first: the quickest to fail
     token = settings.prometheus_bearer_token_file
     metrics = PrometheusMetrics(
-        settings.prometheus_url, bearer_token_file=Path(token) if token else None
+        settings.prometheus_url,
+        bearer_token_file=Path(token) if token else None,
+        settings=settings.measurement,
     )
     forecaster, why = load_default_forecaster(settings.model_path)
     op = Operator(kube, metrics, forecaster, settings, options.namespace, Telemetry())
+    if forecaster.name != "model":  # each service's Degraded condition says so
+        op.model_problem = f"the forecast model is not in use: {why}"
     return op, why
 
 

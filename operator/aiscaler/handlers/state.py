@@ -4,7 +4,7 @@ its memory between ticks, the report of one tick, and the objects the observe st
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,9 +22,9 @@ from aiscaler.core.types import (
     TrainingSpec,
 )
 from aiscaler.forecast.base import Forecaster
+from aiscaler.handlers.mapping import key_of, pool_specs
 from aiscaler.handlers.telemetry import Telemetry
 from aiscaler.kube.client import KubeApi, ScaleState, TargetRef
-from aiscaler.metrics.batch import Settings as QuerySettings
 from aiscaler.metrics.source import History, MetricsSource
 from aiscaler.settings import Settings
 
@@ -58,6 +58,12 @@ class Operator:
     memories: dict[str, ScaleMemory] = field(default_factory=dict)
     forecasts: dict[str, Forecasted] = field(default_factory=dict)  # the latest, per service
     last_tick: float | None = None
+    left: dict[str, int] = field(default_factory=dict)  # replicas each target was left at
+    # key -> (resourceVersion before, object after) of the last status write of each object
+    written: dict[tuple[str, str], tuple[str | None, Mapping[str, Any]]] = field(
+        default_factory=dict
+    )
+    model_problem: str | None = None  # why the model checkpoint is not in use, if it is not
     # API calls that can run side by side: each object's writes (handlers/act.py), the LISTs
     # that read the current replicas (handlers/observe.py).
     kube_pool: ThreadPoolExecutor = field(
@@ -68,25 +74,35 @@ class Operator:
     def config(self) -> PlannerConfig:
         return PlannerConfig(
             tick_s=float(self.settings.tick_seconds),
-            slo_window_s=float(QuerySettings.window_s),  # the latency readings' window
+            slo_window_s=float(self.settings.measurement.window_s),  # latency readings' window
         )
+
+    def latest(self, *kinds: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], ...]:
+        """The bodies of each kind, each replaced by what this process's last status write
+        returned while the index still has the version from before that write: a watch event
+        that is late, or was lost with a broken watch, must not make the next tick decide and
+        report again."""
+        keys = {written_key(b) for bodies in kinds for b in bodies}
+        self.written = {k: v for k, v in self.written.items() if k in keys}  # deleted objects
+
+        def fresh(body: Mapping[str, Any]) -> Mapping[str, Any]:
+            before, after = self.written.get(written_key(body), (None, None))
+            stale = body["metadata"].get("resourceVersion") == before
+            return after if stale and after is not None else body
+
+        return tuple([fresh(b) for b in bodies] for bodies in kinds)
 
     def close(self) -> None:
         self.kube_pool.shutdown(wait=True)
         self.metrics.close()
 
     def pool_specs(self) -> list[PoolSpec]:
-        return [
-            PoolSpec(
-                name=p.name,
-                gpus_per_node=p.gpus_per_node,
-                max_nodes=p.max_nodes,
-                min_nodes=p.min_nodes,
-                provisioning_s=float(p.provisioning_seconds),
-                budget=p.budget,
-            )
-            for p in self.settings.pools
-        ]
+        return pool_specs(self.settings.pools)
+
+
+def written_key(body: Mapping[str, Any]) -> tuple[str, str]:
+    """The key of `Operator.written`."""
+    return (body["kind"], key_of(body))
 
 
 @dataclass

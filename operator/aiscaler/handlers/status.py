@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from aiscaler.core.conditions import condition
 from aiscaler.core.types import Condition, Reason
+from aiscaler.kube.manifests import FIELD_MANAGER, FieldManager
 
 
 class SpecReason(StrEnum):
@@ -18,6 +19,21 @@ class SpecReason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     SPEC_VALID = "SpecValid"
     NOT_OWNED = "TargetNotOwned"  # an object of the owned workload's name belongs to another
+
+
+class OperatorReason(StrEnum):
+    """Reasons of conditions the core does not decide: about the target, and the model."""
+
+    NOT_FOUND = "TargetNotFound"  # Degraded: the scale target does not exist
+    UNREADABLE = "TargetUnreadable"  # Degraded: reading it failed (RBAC, API errors)
+    SCALED_OUTSIDE = "ScaledOutside"  # ScalingLimited: someone else set its replicas
+    MODEL_UNAVAILABLE = "ModelUnavailable"  # Degraded: the checkpoint did not load
+
+
+# After someone else changes a target's replicas, aiscaler leaves them alone this long: writing
+# them back every tick would fight whoever set them (another autoscaler, a GitOps sync of
+# spec.replicas, a person), so aiscaler backs off, says so, and takes over again afterwards.
+OUTSIDE_HOLD_S = 600.0
 
 
 def timestamp(seconds: float) -> str:
@@ -100,3 +116,70 @@ def settled_forecast(
         elif value != before:
             return new
     return old
+
+
+def scaled_outside(
+    status: Mapping[str, Any],
+    left: int | None,
+    current: int,
+    now: float,
+    managers: Sequence[FieldManager] | None = None,
+) -> tuple[str, float] | None:
+    """(message, since) while aiscaler leaves a target's replicas alone (OUTSIDE_HOLD_S after
+    they changed outside aiscaler), else None. A change is seen against `left`, the replicas
+    aiscaler left the target at in its last tick (None: unknown to this process, e.g. after a
+    restart; then the replicas its status recorded); a target that did not exist at the last
+    tick is new, not changed. `managers`, the field managers owning the count now (latest
+    writer last; None: not known), name who changed it. A count nobody owns is no one's choice:
+    an apply of a manifest that dropped spec.replicas reset it to the default (also when a
+    GitOps tool took over a `kubectl scale` and dropped it), so aiscaler takes over at once."""
+    if managers is not None and not managers:
+        return None
+    recorded = left if left is not None else status.get("replicas")
+    for c in read_conditions(status):
+        kind = (c.type, c.status, c.reason)
+        if kind == ("Degraded", "True", OperatorReason.NOT_FOUND):
+            return None
+        holding = now - c.last_transition_time < OUTSIDE_HOLD_S
+        if kind == ("ScalingLimited", "True", OperatorReason.SCALED_OUTSIDE) and holding:
+            return c.message, c.last_transition_time
+    if isinstance(recorded, int) and recorded != current:
+        return (
+            f"replicas changed outside aiscaler from {recorded} to {current}"
+            f"{_changed_by(managers)}; aiscaler leaves them for {OUTSIDE_HOLD_S:.0f}s, then "
+            "decides again (docs/gitops.md)",
+            now,
+        )
+    return None
+
+
+def _changed_by(managers: Sequence[FieldManager] | None) -> str:
+    """Who set the replicas, from the field managers owning them (the latest writer last)."""
+    # An update takes ownership only of what it changes, so an updater among the owners set the
+    # count; an applier may only share a value it re-applied (Argo CD's RespectIgnoreDifferences).
+    others = [m for m in managers or () if m.name != FIELD_MANAGER]
+    updates = [m for m in others if m.operation == "Update"]
+    if not others:
+        return ""
+    last = (updates or others)[-1]
+    if last.operation == "Apply":
+        return (
+            f" by {last.name}, which applies spec.replicas from its manifest: remove replicas "
+            "from the manifest, or have the GitOps tool ignore the fields aiscaler manages"
+        )
+    return (
+        f" by {last.name} (an update: kubectl scale or edit, another autoscaler, or a "
+        "client-side apply of a manifest holding replicas)"
+    )
+
+
+def operator_condition(
+    previous: Sequence[Condition], type_: str, reason: OperatorReason, message: str, now: float
+) -> Condition:
+    """A condition (True) the core does not decide, its transition time carried over."""
+    return condition(previous, type_, True, cast(Reason, reason), message, now)
+
+
+def overriding(conditions: Sequence[Condition], new: Condition) -> list[Condition]:
+    """`conditions` with the one of `new`'s type replaced by `new`."""
+    return [c for c in conditions if c.type != new.type] + [new]

@@ -44,6 +44,7 @@ def run_tick(
     report = TickReport()
     pools = op.pool_specs()
     with report.stage("observe"):
+        service_bodies, training_bodies = op.latest(service_bodies, training_bodies)
         services = observe_services(op, service_bodies, pools, now, report)
         trainings = observe_trainings(op, training_bodies, pools, now, report)
     observations = measure_and_forecast(op, services, trainings, pools, now, report)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -18,22 +19,50 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3.exceptions
+import urllib3.util
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from aiscaler.kube.gpus import PoolGpus, gpus_per_pool
-from aiscaler.kube.manifests import FIELD_MANAGER, Manifest, is_owned_by
+from aiscaler.kube.manifests import (
+    FIELD_MANAGER,
+    FieldManager,
+    Manifest,
+    is_owned_by,
+    replica_managers,
+)
 
 APPS_KINDS = {"Deployment", "StatefulSet", "ReplicaSet"}  # readable in one LIST per namespace
 
+# Retries of a failed call: ATTEMPTS in all, waiting BACKOFF_S, then twice that (or the server's
+# Retry-After, up to MAX_WAIT_S). Reads and the operator's writes (merge patches and applies of
+# absolute values) are repeatable, so they are retried on a conflict, throttling, a server error
+# or a lost answer; a create (POST) or a replace (PUT, guarded by resourceVersion) only when the
+# server surely did not act on it (429, connection refused).
+ATTEMPTS = 3
+BACKOFF_S = 0.25
+MAX_WAIT_S = 5.0
+RETRIED_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+REPEATABLE_METHODS = frozenset({"GET", "PATCH"})
+# After this many calls in a row failed even when retried, the API server is down or
+# overloaded: calls are tried once until one succeeds, so that a tick does not spend its
+# time waiting on every object.
+FAILING_AFTER = 3
+
 
 class KubeError(Exception):
-    """An API call failed; `status` is the HTTP status (0 when the server was unreachable)."""
+    """An API call failed; `status` is the HTTP status (0 when the server was unreachable).
+    `sent` is False when the request certainly did not reach the server (connection refused);
+    `retry_after_s` is the server's Retry-After, if it gave one."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self, status: int, message: str, sent: bool = True, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(f"{status}: {message}" if status else message)
         self.status = status
         self.message = message
+        self.sent = sent
+        self.retry_after_s = retry_after_s
 
 
 class NotFound(KubeError):
@@ -59,6 +88,13 @@ class TargetRef:
 class ScaleState:
     replicas: int  # desired replicas as the target's spec says
     ready_replicas: int
+    # Who owns the replica count (metadata.managedFields), the latest writer last; None when
+    # the object was not read with its managed fields.
+    managers: tuple[FieldManager, ...] | None = None
+
+    def managed_by(self, name: str) -> bool | None:
+        """Whether the field manager `name` owns the replica count (None: not known)."""
+        return None if self.managers is None else any(m.name == name for m in self.managers)
 
 
 def load_api_client(kubeconfig: str | None = None) -> k8s_client.ApiClient:
@@ -81,15 +117,49 @@ def load_api_client(kubeconfig: str | None = None) -> k8s_client.ApiClient:
     return k8s_client.ApiClient(configuration)
 
 
+def _retried(method: str, exc: KubeError) -> bool:
+    """Whether a failed call may be sent again (see ATTEMPTS)."""
+    if exc.status == 429 or not exc.sent:
+        return True
+    return method in REPEATABLE_METHODS and (exc.status == 0 or exc.status in RETRIED_STATUSES)
+
+
+def _maybe_sent(exc: Exception) -> bool:
+    """False when the connection was never made, so the server cannot have seen the call."""
+    reason = getattr(exc, "reason", exc)  # urllib3 wraps the cause in MaxRetryError
+    return not isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:  # an HTTP date: not sent by the API server
+        return None
+
+
 def _now_rfc3339(now: float) -> str:
     # core/v1 Event timestamps are metav1.Time: whole seconds.
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubeApi:
-    def __init__(self, api_client: k8s_client.ApiClient, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_client: k8s_client.ApiClient,
+        timeout_s: float = 10.0,
+        backoff_s: float = BACKOFF_S,
+    ) -> None:
         self._api = api_client
         self._timeout_s = timeout_s
+        self._backoff_s = backoff_s
+        self._failed_in_a_row = 0
+        # request() is the one place that retries: urllib3's own retries would repeat a timed-out
+        # read up to three more times, and do that inside each of request()'s attempts.
+        pool_manager = api_client.rest_client.pool_manager
+        pool_manager.connection_pool_kw["retries"] = urllib3.util.Retry(0, read=False)
+        pool_manager.clear()
         self._resources: dict[
             str, dict[str, tuple[str, bool]]
         ] = {}  # group/version -> kind -> (plural, namespaced)
@@ -105,7 +175,34 @@ class KubeApi:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
-        """One API call; returns the decoded JSON body; raises KubeError (NotFound for 404)."""
+        """One API call, retried with backoff where that is safe; returns the decoded JSON body;
+        raises KubeError (NotFound for 404)."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                answer = self._request_once(method, path, query, body, content_type)
+            except KubeError as exc:
+                with self._lock:
+                    failing = self._failed_in_a_row >= FAILING_AFTER
+                if attempt == ATTEMPTS or failing or not _retried(method, exc):
+                    trouble = exc.status in (0, 429) or exc.status >= 500  # not the call's fault
+                    with self._lock:
+                        self._failed_in_a_row = self._failed_in_a_row + 1 if trouble else 0
+                    raise
+                time.sleep(min(exc.retry_after_s or self._backoff_s * attempt, MAX_WAIT_S))
+                continue
+            with self._lock:
+                self._failed_in_a_row = 0
+            return answer
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _request_once(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None,
+        body: Any,
+        content_type: str,
+    ) -> Any:
         url_path = path + ("?" + urlencode(query) if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type}
         _, url, headers, _, _ = self._api.param_serialize(
@@ -118,15 +215,21 @@ class KubeApi:
             )
             raw = response.read()  # type: ignore[no-untyped-call]
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeError(0, f"{method} {path}: API server unreachable: {exc}") from exc
+            raise KubeError(
+                0, f"{method} {path}: API server unreachable: {exc}", sent=_maybe_sent(exc)
+            ) from exc
         if response.status == 404:
             raise NotFound(404, f"{method} {path}: not found")
         if not 200 <= response.status < 300:
             try:
                 message = json.loads(raw).get("message", "")
-            except ValueError:
+            except (ValueError, AttributeError):
                 message = raw[:200].decode(errors="replace")
-            raise KubeError(response.status, f"{method} {path}: {message}")
+            raise KubeError(
+                response.status,
+                f"{method} {path}: {message}",
+                retry_after_s=_retry_after(response.headers.get("Retry-After")),
+            )
         return json.loads(raw) if raw else None
 
     # -- resource paths --------------------------------------------------------------------
@@ -231,6 +334,7 @@ class KubeApi:
                     result[key] = ScaleState(
                         replicas=int(obj["spec"].get("replicas", 1)),
                         ready_replicas=int(obj.get("status", {}).get("readyReplicas", 0)),
+                        managers=replica_managers(obj),
                     )
                 else:
                     result[key] = self.read_scale(namespace, ref)
@@ -246,7 +350,9 @@ class KubeApi:
         obj = self.request("GET", path)
         status = obj.get("status") or {}
         ready = status.get("readyReplicas", scale.get("status", {}).get("replicas", 0))
-        return ScaleState(replicas=replicas, ready_replicas=int(ready))
+        # Another kind's /scale may map the count to a field other than spec.replicas: when no
+        # owner is found, who owns it is not known (rather than nobody).
+        return ScaleState(replicas, int(ready), replica_managers(obj) or None)
 
     def gpu_pools(
         self, pools: Mapping[str, Mapping[str, str]], resource_name: str = "nvidia.com/gpu"
@@ -261,13 +367,24 @@ class KubeApi:
     # -- writes ----------------------------------------------------------------------------
 
     def scale(self, namespace: str, ref: TargetRef, replicas: int) -> None:
+        """Set the target's replicas by a server-side apply of its /scale subresource under the
+        field manager `aiscaler`, so that aiscaler owns the replica count and nothing else of an
+        object it did not make (a GitOps tool's apply keeps the rest). The apply is forced: the
+        caller has checked that nobody changed the count since aiscaler last set it
+        (handlers.status.scaled_outside), so all it takes over is another manager's claim on
+        that value, such as Argo CD's re-apply of the live count (docs/gitops.md)."""
         path = self.path(ref.api_version, ref.kind, namespace, ref.name) + "/scale"
         self.request(
             "PATCH",
             path,
-            query={"fieldManager": FIELD_MANAGER},
-            body={"spec": {"replicas": replicas}},
-            content_type="application/merge-patch+json",
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body={
+                "apiVersion": "autoscaling/v1",
+                "kind": "Scale",
+                "metadata": {"name": ref.name, "namespace": namespace},
+                "spec": {"replicas": replicas},
+            },
+            content_type="application/apply-patch+yaml",
         )
 
     def apply(self, manifest: Manifest, owner_uid: str | None = None) -> Any:

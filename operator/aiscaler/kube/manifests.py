@@ -56,6 +56,30 @@ def is_owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
     return any(ref.get("uid") == owner_uid and ref.get("controller") for ref in refs)
 
 
+@dataclass(frozen=True)
+class FieldManager:
+    """A field manager of an object (metadata.managedFields): its name and how it wrote,
+    "Apply" (server-side apply of a manifest) or "Update" (a patch or update, e.g. kubectl
+    scale, kubectl edit, another autoscaler, a client-side kubectl apply)."""
+
+    name: str
+    operation: str
+
+
+def replica_managers(obj: Mapping[str, Any]) -> tuple[FieldManager, ...]:
+    """The field managers that own the replica count of `obj`, the latest writer last: those
+    whose managed fields hold spec.replicas, and any that wrote through the /scale subresource
+    (for a kind whose /scale maps to another field)."""
+    owners = []
+    for entry in obj.get("metadata", {}).get("managedFields") or []:
+        fields = entry.get("fieldsV1") or {}
+        through_scale = entry.get("subresource") == "scale" and bool(fields)
+        if through_scale or "f:replicas" in (fields.get("f:spec") or {}):
+            manager = FieldManager(entry.get("manager", ""), entry.get("operation", ""))
+            owners.append((entry.get("time") or "", manager))
+    return tuple(manager for _, manager in sorted(owners, key=lambda owner: owner[0]))
+
+
 def _with_gpus(pod_spec: dict[str, Any], resource_name: str, gpus: int, where: str) -> None:
     """Give the pod `gpus` of `resource_name`: on the first container unless the template
     already asks for that resource, in which case it must ask for exactly `gpus`."""
@@ -232,18 +256,23 @@ def balloon_deployment(
     node_selector: Mapping[str, str],
     priority_class: str,
     gpu_resource_name: str = "nvidia.com/gpu",
+    owner: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Pause pods holding GPUs at a low priority: they make the cluster autoscaler add nodes
-    before they are needed, and any real pod preempts them."""
+    before they are needed, and any real pod preempts them. `owner` (an owner reference, the
+    balloons' PriorityClass) takes them away when it goes, e.g. on `helm uninstall`."""
     labels = {**MANAGED_BY, BALLOON_LABEL: pool}
+    metadata: dict[str, Any] = {
+        "name": balloon_deployment_name(pool),
+        "namespace": namespace,
+        "labels": labels,
+    }
+    if owner:
+        metadata["ownerReferences"] = [dict(owner)]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": balloon_deployment_name(pool),
-            "namespace": namespace,
-            "labels": labels,
-        },
+        "metadata": metadata,
         "spec": {
             "replicas": balloons,
             "selector": {"matchLabels": {BALLOON_LABEL: pool}},

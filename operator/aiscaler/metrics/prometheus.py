@@ -64,22 +64,33 @@ class PrometheusMetrics:
     def measure(
         self, services: Sequence[ServiceQuery], jobs: Sequence[JobQuery], now: float
     ) -> Measurements:
-        if self._token_file is not None:
-            # Re-read every tick: projected service-account tokens are rotated on disk.
-            token = self._token_file.read_text().strip()
-            self._client.headers = {**_HEADERS, "Authorization": f"Bearer {token}"}
         batches = plan(services, jobs, now, self.settings, self.history)
+        try:
+            token = self._token()
+        except OSError as error:  # every reading says why, as for an unreachable Prometheus
+            failed = Unreachable(f"cannot read the bearer token file: {error.strerror or error}")
+            answers: list[Answer] = [failed] * len(batches)
+            return assemble(batches, answers, services, jobs, now, self.settings, self.history)
         answers = list(
             self._pool.map(
                 lambda batch: (
                     batch.query
                     if isinstance(batch.query, MetricError)
-                    else self.query_range(batch.query)
+                    else without_secret(self.query_range(batch.query), token)
                 ),
                 batches,
             )
         )
         return assemble(batches, answers, services, jobs, now, self.settings, self.history)
+
+    def _token(self) -> str:
+        """The bearer token ("" without one), re-read every tick (projected service-account
+        tokens are rotated on disk) and set on the client."""
+        if self._token_file is None:
+            return ""
+        token = self._token_file.read_text().strip()
+        self._client.headers = {**_HEADERS, "Authorization": f"Bearer {token}"}
+        return token
 
     def query_range(self, query: RangeQuery) -> Answer:
         try:
@@ -101,6 +112,15 @@ class PrometheusMetrics:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._client.close()
+
+
+def without_secret(answer: Answer, secret: str) -> Answer:
+    """`answer`, with `secret` (the bearer token) cut out of an error's message: what a server or
+    an authenticating proxy answers goes into conditions, events and logs, and some repeat the
+    request's credentials."""
+    if secret and isinstance(answer, MetricError) and secret in str(answer):
+        return type(answer)(str(answer).replace(secret, "<redacted>"))
+    return answer
 
 
 def error_from_exception(exc: Exception) -> MetricError:

@@ -1,13 +1,19 @@
 """The `aiscaler` policy: the product's planner (aiscaler.core.planner) fed by a forecaster.
 
-The simulator plays the operator's part: every tick it observes the demand (the same one-minute
-rate the baselines see), takes the latest forecast and calls `plan_service`, which decides
-exactly as it does in the cluster. No planning logic lives here.
+The simulator plays the operator's part: every tick it reads what Prometheus would show
+(`aiscaler.sim.observe`: the one-minute request rate, the TTFT histogram since the last tick),
+the replicas and ready pods from the API, takes the latest forecast and calls `plan_service`,
+which decides exactly as it does in the cluster. No planning logic lives here.
 
 Forecasts are computed up front in batched calls, one history window per forecast origin, each
-ending at its own origin, so no forecast sees past its origin. The series is the demand averaged
-to a step of 60 s (or the trace's bin when coarser); the forecaster is re-run every 5 minutes
-(every step when the step is longer) and the planner accounts for the forecast's age.
+ending at its own origin, so no forecast sees past its origin. The series is the requests the
+scrapes counted (the seed's arrivals) per step of 60 s (or the trace's bin when coarser); the
+forecaster is re-run every 5 minutes (every step when the step is longer) and the planner
+accounts for the forecast's age.
+
+The knobs a user sets on the InferenceService, and so what `--tune` searches: `goal` (the
+attainment `slo.attainment` asks for), `min_replicas` (`replicas.min`) and `target` (the share
+of a replica's real capacity declared as `capacity.perReplica`: headroom).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from aiscaler.core.planner import plan_service, replicas_for
+from aiscaler.core.planner import plan_service
 from aiscaler.core.types import (
     DEFAULT_SCALE_DOWN,
     Forecast,
@@ -28,8 +34,11 @@ from aiscaler.core.types import (
     ServiceSpec,
 )
 from aiscaler.forecast.base import Forecaster
-from aiscaler.sim.baselines import METRIC_WINDOW_S
-from aiscaler.sim.engine import Demand, SimConfig, fluid_queue
+from aiscaler.sim.cluster import bill_live_pods, scale_to, start_with
+from aiscaler.sim.observe import last_window, request_rate, share_within, ttft_counts
+from aiscaler.sim.reactive import RATE_WINDOW_S
+from aiscaler.sim.serving import advance, finish
+from aiscaler.sim.state import DT, Run, SimConfig
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -57,6 +66,11 @@ def horizon_steps(step_s: float, lead_s: float) -> int:
     return math.ceil(ahead / step_s) + 1
 
 
+def planning_quantiles(*attainments: float) -> tuple[float, ...]:
+    """The forecast's quantiles, with the attainment goals among them (no interpolation)."""
+    return tuple(sorted({*QUANTILES, *attainments}))
+
+
 @dataclass(frozen=True)
 class ForecastTable:
     """Forecasts at origins every `every_s` (origin i at (i + 1) * every_s)."""
@@ -77,18 +91,22 @@ class ForecastTable:
         forecast = Forecast(self.step_s, self.quantiles, self.values[i], self.source, self.notes[i])
         return forecast, (i + 1) * self.every_s
 
+    def covers(self, horizon: int, quantiles: tuple[float, ...]) -> bool:
+        return self.values.shape[1] >= horizon and set(quantiles) <= set(self.quantiles)
+
 
 def forecast_table(
-    demand: Demand,
+    counts: FloatArray,
     bin_s: float,
     forecaster: Forecaster,
     horizon: int,
     quantiles: tuple[float, ...] = QUANTILES,
 ) -> ForecastTable:
+    """Forecasts of the request rate from the arrivals per `DT` step (`counts`)."""
     step = forecast_step(bin_s)
-    per_step = round(step / demand.dt)
-    n = demand.n // per_step
-    series = demand.rate[: n * per_step].reshape(n, per_step).mean(axis=1)
+    per_step = round(step / DT)
+    n = len(counts) // per_step
+    series = counts[: n * per_step].reshape(n, per_step).sum(axis=1) / step
     every = refresh_interval(step)
     every_steps = round(every / step)
     context = math.ceil(CONTEXT_S / step)
@@ -104,100 +122,76 @@ def forecast_table(
     return ForecastTable(step, every, quantiles, values, forecaster.name, tuple(notes))
 
 
-class SloProbe:
-    """Whether the latency objective held over each tick, as the operator reads it from the
-    serving engine's latency histogram: held when at least `slo_attainment` of the tick's
-    arrivals queued within the delay target, in a fluid FIFO queue at the simulator's steps
-    served by the replicas ready at the start of the tick (a pod ready mid-tick counts from the
-    next one)."""
+@dataclass(frozen=True)
+class AiscalerKnobs:
+    goal: float  # slo.attainment on the InferenceService
+    min_replicas: int = 1  # replicas.min
+    target: float = 1.0  # capacity.perReplica declared as this share of the real capacity
 
-    def __init__(self, demand: Demand, config: SimConfig) -> None:
-        self._demand, self._config = demand, config
-        self._queue = 0.0  # units waiting
-        self._step = 0  # next simulator step to advance
-        self._ready = 0
-
-    def observe(self, now: float, ready: int) -> bool | None:
-        """Advance to `now` (only the past) and say whether the tick met the objective; None
-        when nothing arrived in it."""
-        d, c = self._demand, self._config
-        end = max(self._step, min(d.n, int(now / d.dt + 1e-9)))
-        rate = self._ready * c.capacity  # units/s served
-        arrivals = d.rate[self._step : end] * d.dt
-        queue = fluid_queue(arrivals - rate * d.dt, self._queue)
-        if len(queue):
-            self._queue = float(queue[-1])
-        self._step, self._ready = end, ready
-        arrived = float(arrivals.sum())
-        if arrived <= 0:
-            return None
-        # A step's arrivals wait behind the queue at its end: queue / rate seconds.
-        within = float(arrivals[queue <= c.slo_delay_s * rate].sum())
-        return within >= c.slo_attainment * arrived
+    def __post_init__(self) -> None:
+        if not 0 < self.goal < 1:
+            raise ValueError(f"aiscaler.goal must be in (0, 1), got {self.goal}")
+        if self.min_replicas < 0:
+            raise ValueError(f"aiscaler.min_replicas must be >= 0, got {self.min_replicas}")
+        if not 0 < self.target <= 1:
+            raise ValueError(f"aiscaler.target must be in (0, 1], got {self.target}")
 
 
-def planning_quantiles(attainment: float) -> tuple[float, ...]:
-    """The forecast's quantiles, with the attainment target among them (no interpolation)."""
-    return tuple(sorted({*QUANTILES, attainment}))
-
-
-@dataclass
-class Aiscaler:
-    """`forecaster` is used when no precomputed `table` (covering the lead time) is given."""
-
-    forecaster: Forecaster | None
-    bin_s: float
-    table: ForecastTable | None = None
-    min_replicas: int = 1  # InferenceService replicas.min default
-    period_s: float = TICK_S
-
-    def start(self, demand: Demand, config: SimConfig) -> int:
-        step = forecast_step(self.bin_s)
-        horizon = horizon_steps(step, config.cold_start_s + config.node_provision_s)
-        quantiles = planning_quantiles(config.slo_attainment)
-        if (
-            self.table is None
-            or self.table.values.shape[1] < horizon
-            or self.table.quantiles != quantiles
-        ):
-            if self.forecaster is None:
-                raise ValueError("the aiscaler policy needs a forecaster or a covering table")
-            self.table = forecast_table(demand, self.bin_s, self.forecaster, horizon, quantiles)
-        self._demand = demand
-        self._config = config
-        self._spec = ServiceSpec(
-            name="simulated",
-            max_replicas=config.max_replicas,
-            min_replicas=self.min_replicas,
-            gpus_per_replica=config.gpus_per_replica,
-            capacity_per_replica=config.capacity,
-            cold_start_s=config.cold_start_s,
-            attainment=config.slo_attainment,
-        )
-        self._planner = PlannerConfig(
-            tick_s=self.period_s, max_forecast_age_s=self.table.every_s + self.period_s
-        )
-        self._memory = ScaleMemory()
-        self._probe = SloProbe(demand, config)
-        first = demand.mean_rate(0.0, 0.0)
-        return max(self.min_replicas, replicas_for(first, config.capacity))
-
-    def decide(self, now: float, replicas: int, ready: int, free_gpus: int) -> int:
-        assert self.table is not None  # set by start()
-        latest = self.table.latest(now)
+def run_aiscaler(
+    run: Run, config: SimConfig, knobs: AiscalerKnobs, table: ForecastTable, first_rate: float
+) -> None:
+    """Drive the run with the planner every TICK_S from time 0 to the end of the trace."""
+    declared = config.capacity * knobs.target
+    spec = ServiceSpec(
+        name="simulated",
+        max_replicas=config.max_replicas,
+        min_replicas=knobs.min_replicas,
+        gpus_per_replica=config.gpus_per_replica,
+        capacity_per_replica=declared,
+        cold_start_s=config.cold_start_s,
+        attainment=knobs.goal,
+    )
+    planner = PlannerConfig(tick_s=TICK_S, max_forecast_age_s=table.every_s + TICK_S)
+    memory = ScaleMemory()
+    start_with(run, max(knobs.min_replicas, math.ceil(first_rate / declared - 1e-9)))
+    end = float(run.p[0]["end_s"])
+    seen = -1  # the last scrape window whose latency the planner has read
+    k = 0
+    now = 0.0
+    while now < end:
+        advance(run, now)
+        latest = table.latest(now)
         forecast, origin = latest if latest is not None else (None, None)
+        window = int(last_window(run, now))
+        rate = float(request_rate(run, now, RATE_WINDOW_S))
+        s = run.s[0]
+        free = int(s["pool_gpus"] - s["allocated_gpus"])
         obs = ServiceObservation(
-            current_replicas=replicas,
-            demand=self._demand.mean_rate(now, METRIC_WINDOW_S),
-            demand_time=now,
+            current_replicas=int(s["pods"]),
+            demand=None if math.isnan(rate) else rate,
+            demand_time=(window + 1) * config.scrape_s,
+            demand_error="no scrape yet" if math.isnan(rate) else "",
             forecast=forecast,
             forecast_origin=origin,
-            ready_replicas=ready,
-            free_gpus=free_gpus if self._config.node_provision_s > 0 else None,
-            slo_met=self._probe.observe(now, ready),
+            ready_replicas=int(s["ready"]),
+            free_gpus=free if config.node_provision_s > 0 else None,
+            slo_met=_slo_met(run, seen + 1, window, config.slo_delay_s, knobs.goal),
         )
-        decision = plan_service(
-            self._spec, obs, self._memory, now, self._planner, self._config.node_provision_s
-        )
-        self._memory = decision.memory
-        return decision.replicas
+        seen = max(seen, window)
+        decision = plan_service(spec, obs, memory, now, planner, config.node_provision_s)
+        memory = decision.memory
+        scale_to(run, now, decision.replicas)
+        k += 1
+        now = k * TICK_S
+    advance(run, end)
+    finish(run)
+    bill_live_pods(run)
+
+
+def _slo_met(run: Run, first: int, last: int, delay_s: float, goal: float) -> bool | None:
+    """Whether the requests started in scrape windows [first, last] met the goal, read off the
+    TTFT histogram as an operator would (None: nothing started, or no new window)."""
+    if last < first:
+        return None
+    share = share_within(ttft_counts(run, first, last), delay_s)
+    return None if share is None else share >= goal

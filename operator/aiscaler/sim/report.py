@@ -1,55 +1,88 @@
-"""Run every policy on one trace, side by side, and report (JSON of BENCHMARK.md, a table).
+"""Every policy on one trace, side by side (BENCHMARK.md protocol v2): runs, tuning, the
+comparison at equal attainment, the JSON document and the table.
 
-Reactive baselines run at their defaults and, with `tune`, over a sweep of their target
-utilisation; the cheapest setting that reaches the attainment goal is reported as "tuned" (the
-one with the best attainment when none reaches it, flagged `goal_met: false`).
+- Every policy runs at its defaults (`--set` fixes knobs of a default); static twice (peak, p99);
+  the oracle once.
+- With `tune`, each of aiscaler, hpa, keda and kpa also runs every configuration of its grid
+  (`aiscaler.sim.tuning`) and the selection rule picks one on the tune window: variant `tuned`.
+- Figures are evaluation-window means over the seeds, with their spread (max - min).
+- The comparison: each tuned policy's GPU-hours at the goal on its frontier (its configurations
+  on the evaluation window), the best reactive one's, and aiscaler's gap closed towards the
+  oracle: (best_reactive - aiscaler) / (best_reactive - oracle).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from aiscaler.forecast.base import Forecaster
-from aiscaler.sim.baselines import Hpa, Keda, Kpa, Static
-from aiscaler.sim.engine import Demand, Outcome, Policy, SimConfig, evaluate, run_policy
-from aiscaler.sim.oracle import oracle_schedule
-from aiscaler.sim.predictive import Aiscaler, ForecastTable
-from aiscaler.sim.trace import Trace
+import numpy as np
+import numpy.typing as npt
+
+from aiscaler.sim.runs import (
+    Outcome,
+    PolicyConfig,
+    Scenario,
+    SeedRun,
+    check_config,
+    run_configs,
+    static_replicas,
+)
+from aiscaler.sim.tuning import REACTIVE, TUNED, configurations, frontier_cost, pick
+from aiscaler.table import render
 
 POLICIES = ("aiscaler", "hpa", "keda", "kpa", "static", "oracle")
-REACTIVE: dict[str, Callable[[float], Policy]] = {
-    "hpa": lambda target: Hpa(target_utilization=target),
-    "keda": lambda target: Keda(target_utilization=target),
-    "kpa": lambda target: Kpa(target_utilization=target),
-}
-DEFAULT_TARGETS = {
-    "hpa": Hpa().target_utilization,
-    "keda": Keda().target_utilization,
-    "kpa": Kpa().target_utilization,
-}
-TUNE_TARGETS = tuple(round(0.2 + 0.05 * i, 2) for i in range(16))  # 0.20, 0.25, ..., 0.95
-ATTAINMENT_SLACK = 0.005  # "equal attainment": within half a point
-# aiscaler_at_attainment: the attainment goals it tries, from the configured one down.
-GOAL_STEP = 0.005
-LOWEST_GOAL = 0.5
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Means over seeds of an Outcome's fields, and their spreads (max - min)."""
+
+    mean: dict[str, float]
+    spread: dict[str, float]
+
+    @classmethod
+    def of(cls, outcomes: Sequence[Outcome]) -> Summary:
+        names = [f.name for f in fields(Outcome)]
+        values = {n: [float(getattr(o, n)) for o in outcomes] for n in names}
+        return cls(
+            {n: float(np.mean(v)) for n, v in values.items()},
+            {n: _spread(v) for n, v in values.items()},
+        )
+
+    def __getattr__(self, name: str) -> float:
+        try:
+            return self.mean[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 @dataclass(frozen=True)
 class PolicyResult:
     policy: str
-    variant: str  # "default" | "tuned" | "p99" (static) | "sweep" | "equal-attainment"
+    variant: str  # "default" | "tuned" | "p99" (static)
     params: dict[str, Any]
-    outcome: Outcome
+    summary: Summary  # evaluation window
+    ready: FloatArray | None = None  # ready pods per scrape window, first seed (for plots)
 
 
 @dataclass(frozen=True)
+class ConfigResult:
+    policy: str
+    params: dict[str, Any]
+    tune: Summary
+    evaluate: Summary
+
+
+@dataclass
 class Report:
-    trace: Trace
-    config: SimConfig
+    scenario: Scenario
+    column: str
+    unit: str  # how the column became requests
     results: list[PolicyResult]
-    sweeps: dict[str, list[PolicyResult]] = field(default_factory=dict)  # for the Pareto chart
+    configs: list[ConfigResult] = field(default_factory=list)
 
     def find(self, policy: str, variant: str = "default") -> PolicyResult | None:
         return next((r for r in self.results if (r.policy, r.variant) == (policy, variant)), None)
@@ -57,254 +90,236 @@ class Report:
     @property
     def oracle_gpu_hours(self) -> float | None:
         oracle = self.find("oracle")
-        return oracle.outcome.gpu_hours if oracle else None
+        return oracle.summary.gpu_hours if oracle else None
 
-    def best_tuned_reactive(self) -> PolicyResult | None:
-        """The cheapest tuned reactive baseline meeting the goal (else the best attainment)."""
-        tuned = [r for r in self.results if r.variant == "tuned"]
-        meeting = [r for r in tuned if r.params.get("goal_met")]
-        if meeting:
-            return min(meeting, key=lambda r: r.outcome.gpu_hours)
-        return max(tuned, key=lambda r: r.outcome.slo_attainment, default=None)
+    def frontier(self, policy: str) -> float | None:
+        """GPU-hours at the goal on the policy's evaluation-window frontier."""
+        points = [
+            (c.evaluate.gpu_hours, c.evaluate.slo_attainment)
+            for c in self.configs
+            if c.policy == policy
+        ]
+        return frontier_cost(points, self.scenario.config.slo_attainment) if points else None
+
+    def best_reactive(self) -> tuple[str, float] | None:
+        """The reactive baseline cheapest at the goal on its frontier."""
+        costs = [(p, self.frontier(p)) for p in REACTIVE]
+        reached = [(p, c) for p, c in costs if c is not None]
+        return min(reached, key=lambda pc: pc[1]) if reached else None
+
+    def gap_closed(self) -> float | None:
+        best, ai, oracle = self.best_reactive(), self.frontier("aiscaler"), self.oracle_gpu_hours
+        if best is None or ai is None or oracle is None or best[1] <= oracle:
+            return None
+        return (best[1] - ai) / (best[1] - oracle)
 
 
 def simulate(
-    trace: Trace,
-    config: SimConfig,
+    scenario: Scenario,
     policies: Sequence[str] = POLICIES,
     tune: bool = False,
-    forecaster: Forecaster | None = None,
-    table: ForecastTable | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
+    budget: int = 48,
+    jobs: int | None = None,
+    column: str = "requests",
+    unit: str = "requests",
 ) -> Report:
-    """Every requested policy on the same demand. `forecaster` (or a precomputed `table`) is
-    needed for "aiscaler"."""
-    demand = Demand(trace.rate, trace.bin_s)
-    results: list[PolicyResult] = []
-    sweeps: dict[str, list[PolicyResult]] = {}
-
-    def run(policy: Policy) -> Outcome:
-        return outcome_of(policy, demand, config)
-
+    """Every requested policy on the scenario; `settings` fixes knobs of the default variants
+    (`--set`)."""
+    settings = settings or {}
+    unknown = [p for p in (*policies, *settings) if p not in POLICIES]
+    if unknown:
+        raise ValueError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+    cfg = scenario.config
+    runs: list[tuple[str, str, PolicyConfig]] = []  # (policy, variant, configuration)
     for name in policies:
-        if name == "aiscaler":
-            policy = Aiscaler(forecaster, trace.bin_s, table)
-            outcome = run(policy)
-            assert policy.table is not None
-            params = {
-                "forecaster": policy.table.source,
-                "tick_s": policy.period_s,
-                "forecasts_with_fallback": sum(1 for note in policy.table.notes if note),
-                "forecasts": len(policy.table.notes),
-            }
-            results.append(PolicyResult(name, "default", params, outcome))
-        elif name in REACTIVE:
-            default_target = DEFAULT_TARGETS[name]
-            default = PolicyResult(
-                name,
-                "default",
-                {"target_utilization": default_target},
-                run(REACTIVE[name](default_target)),
-            )
-            results.append(default)
-            if tune:
-                sweep = sweep_targets(run, REACTIVE[name], name, default, config.slo_attainment)
-                sweeps[name] = sweep
-                results.append(pick_tuned(sweep, config.slo_attainment))
-        elif name == "static":
-            results.append(PolicyResult(name, "default", {"sized_for": "peak"}, run(Static(1.0))))
-            results.append(PolicyResult(name, "p99", {"sized_for": "p99"}, run(Static(0.99))))
-        elif name == "oracle":
-            schedule = oracle_schedule(demand.rate, demand.dt, config.capacity, config.cold_start_s)
-            results.append(PolicyResult(name, "default", {}, evaluate(schedule, demand, config)))
+        params = dict(settings.get(name, {}))
+        if name == "static":
+            for variant, quantile in (("default", 1.0), ("p99", 0.99)):
+                replicas = params.get("replicas", static_replicas(scenario, quantile))
+                runs.append((name, variant, PolicyConfig(name, {**params, "replicas": replicas})))
         else:
-            raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
-    return Report(trace, config, results, sweeps)
-
-
-def outcome_of(policy: Policy, demand: Demand, config: SimConfig) -> Outcome:
-    """Run `policy` on the demand and measure the run."""
-    return evaluate(run_policy(policy, demand, config), demand, config)
-
-
-def sweep_targets(
-    run: Callable[[Policy], Outcome],
-    make: Callable[[float], Policy],
-    name: str,
-    default: PolicyResult,
-    goal: float,
-) -> list[PolicyResult]:
-    """The highest target of TUNE_TARGETS (the cheapest setting) that reaches the goal: cost and
-    attainment fall as the target rises. Returns every run made, by target (the default run is
-    reused)."""
-
-    def run_target(target: float) -> PolicyResult:
-        return PolicyResult(name, "sweep", {"target_utilization": target}, run(make(target)))
-
-    done = bisect_settings(
-        TUNE_TARGETS, run_target, goal, {default.params["target_utilization"]: default}
+            runs.append((name, "default", PolicyConfig(name, params)))
+    for _, _, c in runs:
+        check_config(c, cfg)
+    grids: list[PolicyConfig] = []
+    if tune:
+        tune_rates = scenario.rates[: round(scenario.split_s)]
+        for name in policies:
+            if name in TUNED:
+                grids += [
+                    PolicyConfig(name, params)
+                    for params in configurations(name, tune_rates, cfg.capacity, budget)
+                ]
+    done = run_configs(
+        scenario,
+        [c for _, _, c in runs] + grids,
+        jobs,
+        keep_series=lambda c: any(c is r for _, _, r in runs),
     )
-    return [done[t] for t in sorted(done)]
-
-
-def bisect_settings(
-    settings: Sequence[float],
-    run_setting: Callable[[float], PolicyResult],
-    level: float,
-    known: dict[float, PolicyResult],
-) -> dict[float, PolicyResult]:
-    """Bisect `settings`, ordered from the most generous to the cheapest (attainment falls along
-    them), for the last one whose attainment reaches `level`: about log2(len(settings)) runs.
-    When none reaches it, the most generous is run (the best attainment on offer). Returns
-    `known` (runs already made, by setting) with every run added."""
-    done = dict(known)
-
-    def result(i: int) -> PolicyResult:
-        if settings[i] not in done:
-            done[settings[i]] = run_setting(settings[i])
-        return done[settings[i]]
-
-    meets, fails = -1, len(settings)  # invariant: index `meets` reaches it, `fails` not
-    while fails - meets > 1:
-        mid = (meets + fails) // 2
-        if result(mid).outcome.slo_attainment >= level:
-            meets = mid
-        else:
-            fails = mid
-    if meets == -1:
-        result(0)
-    return done
-
-
-def aiscaler_at_attainment(
-    trace: Trace,
-    config: SimConfig,
-    forecaster: Forecaster,
-    shipped: Outcome,
-    level: float,
-) -> PolicyResult | None:
-    """The aiscaler policy at the lowest attainment goal (config's goal down to
-    LOWEST_GOAL, in GOAL_STEP steps) at which it still reaches `level`: the cheapest run at equal
-    or better attainment, for comparing with a baseline that cannot reach the goal itself.
-    `shipped` is its outcome at config's goal. None when no goal tried reaches `level`."""
-    demand = Demand(trace.rate, trace.bin_s)
-    count = round((config.slo_attainment - LOWEST_GOAL) / GOAL_STEP) + 1
-    goals = [round(config.slo_attainment - GOAL_STEP * i, 6) for i in range(count)]
-
-    def run_goal(goal: float) -> PolicyResult:
-        outcome = outcome_of(
-            Aiscaler(forecaster, trace.bin_s), demand, replace(config, slo_attainment=goal)
+    results = [
+        PolicyResult(p, v, c.params, Summary.of([s.evaluate for s in seeds]), seeds[0].ready)
+        for (p, v, c), seeds in zip(runs, done, strict=False)
+    ]
+    configs = [
+        ConfigResult(
+            c.policy, c.params, _tune_summary(seeds), Summary.of([s.evaluate for s in seeds])
         )
-        return PolicyResult("aiscaler", "sweep", {"goal": goal}, outcome)
-
-    known = {goals[0]: PolicyResult("aiscaler", "sweep", {"goal": goals[0]}, shipped)}
-    cheapest = cheapest_reaching(bisect_settings(goals, run_goal, level, known).values(), level)
-    if cheapest is None:
-        return None
-    return PolicyResult(
-        "aiscaler", "equal-attainment", {**cheapest.params, "level": level}, cheapest.outcome
-    )
-
-
-def cheapest_reaching(results: Iterable[PolicyResult], level: float) -> PolicyResult | None:
-    """The run with the fewest GPU-hours among those whose attainment reaches `level`."""
-    reaching = [r for r in results if r.outcome.slo_attainment >= level]
-    return min(reaching, key=lambda r: r.outcome.gpu_hours, default=None)
+        for c, seeds in zip(grids, done[len(runs) :], strict=True)
+    ]
+    for name in policies:
+        mine = [c for c in configs if c.policy == name]
+        if mine:
+            chosen = mine[pick([(c.tune.gpu_hours, c.tune.slo_attainment) for c in mine],
+                               cfg.slo_attainment)]  # fmt: skip
+            goal_met = chosen.tune.slo_attainment >= cfg.slo_attainment
+            params = {**chosen.params, "goal_met_in_tune_window": goal_met}
+            results.append(PolicyResult(name, "tuned", params, chosen.evaluate))
+    return Report(scenario, column, unit, results, configs)
 
 
-def pick_tuned(sweep: Sequence[PolicyResult], goal: float) -> PolicyResult:
-    cheapest = cheapest_reaching(sweep, goal)
-    best = cheapest or max(sweep, key=lambda r: r.outcome.slo_attainment)
-    params = {
-        **best.params,
-        "goal_met": cheapest is not None,
-        "swept": [r.params["target_utilization"] for r in sweep],
-    }
-    return PolicyResult(best.policy, "tuned", params, best.outcome)
+def _tune_summary(seeds: Sequence[SeedRun]) -> Summary:
+    tune = [s.tune for s in seeds]
+    if any(t is None for t in tune):
+        raise ValueError("tuning needs a tune window")
+    return Summary.of([t for t in tune if t is not None])
+
+
+OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
 def to_json(report: Report) -> dict[str, Any]:
-    """The BENCHMARK.md document, plus the two ratios per policy and the reference runs."""
-    cfg, trace = report.config, report.trace
+    """The BENCHMARK.md document (protocol 2), plus each policy's ratio to the oracle and the
+    comparison at equal attainment."""
+    scenario, cfg = report.scenario, report.scenario.config
     oracle = report.oracle_gpu_hours
-    best = report.best_tuned_reactive()
     policies = []
     for r in report.results:
-        o = r.outcome
-        policies.append(
-            {
-                "policy": r.policy,
-                "variant": r.variant,
-                "params": r.params,
-                "gpu_hours": o.gpu_hours,
-                "slo_attainment": o.slo_attainment,
-                "p99_delay_s": o.p99_delay_s,
-                "worst_5min_attainment": o.worst_5min_attainment,
-                "scale_events": o.scale_events,
-                "cold_starts": o.cold_starts,
-                "gpu_hours_vs_oracle": o.gpu_hours / oracle if oracle else None,
-                "savings_vs_best_tuned": savings(r, best),
-            }
-        )
+        row: dict[str, Any] = {"policy": r.policy, "variant": r.variant, "params": r.params}
+        for name in OUTCOME_FIELDS:
+            row[name] = r.summary.mean[name]
+            row[f"{name}_spread"] = r.summary.spread[name]
+        row["gpu_hours_vs_oracle"] = r.summary.gpu_hours / oracle if oracle else None
+        policies.append(row)
+    best = report.best_reactive()
+    frontiers = {p: report.frontier(p) for p in TUNED if any(c.policy == p for c in report.configs)}
     return {
-        "trace": trace.name,
-        "column": trace.column,
-        "bin_s": trace.bin_s,
+        "protocol": 2,
+        "trace": scenario.name,
+        "column": report.column,
+        "unit": report.unit,
+        "bin_s": scenario.bin_s,
         "capacity": cfg.capacity,
         "cold_start_s": cfg.cold_start_s,
         "gpus_per_replica": cfg.gpus_per_replica,
         "slo_delay_s": cfg.slo_delay_s,
         "slo_attainment_target": cfg.slo_attainment,
-        "best_tuned_reactive": f"{best.policy}/{best.variant}" if best else None,
+        "queue": cfg.queue,
+        "slots": cfg.slots,
+        "service_cv": cfg.service_cv,
+        "scrape_s": cfg.scrape_s,
+        "seeds": len(scenario.seeds),
+        "kernel": "exact" if scenario.kernel == 0 else "approx",
+        "windows": {
+            "tune": [0.0, scenario.split_s] if scenario.split_s > 0 else None,
+            "evaluate": [scenario.split_s, scenario.end_s],
+        },
         "policies": policies,
+        "configs": [
+            {
+                "policy": c.policy,
+                "params": c.params,
+                "tune": {"gpu_hours": c.tune.gpu_hours, "slo_attainment": c.tune.slo_attainment},
+                "evaluate": {
+                    "gpu_hours": c.evaluate.gpu_hours,
+                    "slo_attainment": c.evaluate.slo_attainment,
+                },
+            }
+            for c in report.configs
+        ],
+        "comparison": {
+            "frontier_gpu_hours_at_goal": frontiers,
+            "best_reactive": best[0] if best else None,
+            "best_reactive_gpu_hours": best[1] if best else None,
+            "aiscaler_vs_best_reactive": (
+                ai / best[1] if best and (ai := frontiers.get("aiscaler")) is not None else None
+            ),
+            "gap_closed": report.gap_closed(),
+        },
     }
-
-
-def savings(result: PolicyResult, best: PolicyResult | None) -> float | None:
-    """1 - GPU-hours / best tuned reactive's, when the attainment is at least equal (within half
-    a point); None when it is not (no saving is real at lower attainment) or there is no
-    tuned baseline."""
-    if best is None or best.outcome.gpu_hours <= 0:
-        return None
-    if result.outcome.slo_attainment < best.outcome.slo_attainment - ATTAINMENT_SLACK:
-        return None
-    return 1.0 - result.outcome.gpu_hours / best.outcome.gpu_hours
 
 
 def format_table(report: Report) -> str:
     doc = to_json(report)
-    filled = report.trace.filled_bins
-    lines = [
-        *(
-            [f"note: {filled} missing bins of the trace repeat the bin before them"]
-            if filled
-            else []
-        ),
-        f"trace {doc['trace']} ({doc['column']}, bin {doc['bin_s']:g} s), capacity "
-        f"{doc['capacity']:.4g}/s per replica, cold start {doc['cold_start_s']:g} s, "
-        f"SLO delay {doc['slo_delay_s']:g} s at {doc['slo_attainment_target']:.2%}",
-        f"{'policy':<9}{'variant':<9}{'params':<14}{'GPU-h':>10}{'xOracle':>9}{'saving':>8}"
-        f"{'attain':>9}{'worst5m':>9}{'p99 s':>8}{'scales':>8}{'cold':>7}",
+    head = (
+        f"trace {doc['trace']} ({doc['column']} as {doc['unit']}, bin {doc['bin_s']:g} s), "
+        f"capacity {doc['capacity']:.4g} requests/s per replica of {doc['slots']} slots, "
+        f"cold start {doc['cold_start_s']:g} s, SLO: wait <= {doc['slo_delay_s']:g} s for "
+        f"{doc['slo_attainment_target']:.2%} of requests; {doc['queue']} queue "
+        f"({doc['kernel']} kernel), {doc['seeds']} seeds"
+    )
+    window = doc["windows"]["evaluate"]
+    scope = (
+        f"evaluation window {window[0] / 3600:.1f}-{window[1] / 3600:.1f} h "
+        f"(tuned on 0-{window[0] / 3600:.1f} h)"
+        if doc["windows"]["tune"]
+        else "whole trace"
+    )
+    columns: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("policy", lambda p: p["policy"]),
+        ("variant", lambda p: p["variant"]),
+        ("GPU-h", lambda p: f"{p['gpu_hours']:.1f}"),
+        ("±", lambda p: f"{p['gpu_hours_spread']:.1f}"),
+        ("xOracle", lambda p: _ratio(p["gpu_hours_vs_oracle"])),
+        ("attain", lambda p: f"{p['slo_attainment']:.2%}"),
+        ("±", lambda p: f"{p['slo_attainment_spread'] * 100:.2f}"),
+        ("worst5m", lambda p: f"{p['worst_5min_attainment']:.1%}"),
+        ("p99 wait", lambda p: _seconds(p["p99_delay_s"])),
+        ("scales", lambda p: f"{p['scale_events']:.0f}"),
+        ("cold", lambda p: f"{p['cold_starts']:.0f}"),
+        ("params", lambda p: _params(p["params"])),
     ]
-    for p in doc["policies"]:
-        target = p["params"].get("target_utilization")
-        param = (
-            f"target {target:g}"
-            if target is not None
-            else str(p["params"].get("sized_for", p["params"].get("forecaster", "")))
+    rows = [[get(p) for _, get in columns] for p in doc["policies"]]
+    lines = [head, scope, render([name for name, _ in columns], rows, left=2)]
+    lines.append(
+        "GPU-h: GPU-hours billed from scale-up request to termination; xOracle: / the oracle's; "
+        "attain: share of requests that waited <= the SLO; ±: spread over seeds; worst5m: the "
+        "worst 5-minute attainment; p99 wait: 99th percentile queueing delay; scales: replica "
+        "changes; cold: pods started"
+    )
+    comparison = doc["comparison"]
+    oracle = report.oracle_gpu_hours
+    if comparison["frontier_gpu_hours_at_goal"] and oracle:
+        costs = ", ".join(
+            f"{p} {_ratio(c / oracle) if c is not None else 'not reached'}"
+            for p, c in comparison["frontier_gpu_hours_at_goal"].items()
         )
-        ratio = f"{p['gpu_hours_vs_oracle']:.2f}" if p["gpu_hours_vs_oracle"] else "-"
-        saving = (
-            f"{p['savings_vs_best_tuned']:+.0%}" if p["savings_vs_best_tuned"] is not None else "-"
-        )
-        lines.append(
-            f"{p['policy']:<9}{p['variant']:<9}{param:<14}{p['gpu_hours']:>10.1f}{ratio:>9}"
-            f"{saving:>8}{p['slo_attainment']:>9.2%}{p['worst_5min_attainment']:>9.2%}"
-            f"{p['p99_delay_s']:>8.1f}{p['scale_events']:>8d}{p['cold_starts']:>7d}"
-        )
-    if doc["best_tuned_reactive"]:
-        lines.append(
-            f"saving: versus the best tuned reactive baseline "
-            f"({doc['best_tuned_reactive']}), only where attainment is within "
-            f"{ATTAINMENT_SLACK:.1%} of it or better"
-        )
+        goal = doc["slo_attainment_target"]
+        lines.append(f"GPU-hours / oracle at {goal:.2%} attainment on each frontier: {costs}")
+        if comparison["aiscaler_vs_best_reactive"] is not None:
+            gap = comparison["gap_closed"]
+            lines.append(
+                f"aiscaler / best reactive ({comparison['best_reactive']}) at equal attainment: "
+                f"{comparison['aiscaler_vs_best_reactive']:.3f}x; gap to the oracle closed: "
+                + (f"{gap:.0%}" if gap is not None else "-")
+            )
     return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def _seconds(value: float) -> str:
+    return "never" if value == float("inf") else f"{value:.3g}"
+
+
+def _spread(values: Sequence[float]) -> float:
+    """Largest minus smallest; 0 when all are equal, infinities included."""
+    low, high = min(values), max(values)
+    return 0.0 if low == high else high - low
+
+
+def _params(params: dict[str, Any]) -> str:
+    text = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    return text or "-"

@@ -8,6 +8,7 @@ is the demand itself. Every error says what is wrong with which file.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,15 @@ from aiscaler.forecast.data import TraceError, read_trace
 
 FloatArray = npt.NDArray[np.float64]
 
-__all__ = ["Trace", "TraceError", "default_capacity", "load_trace"]
+__all__ = [
+    "Requests",
+    "Trace",
+    "TraceError",
+    "as_requests",
+    "default_capacity",
+    "load_trace",
+    "tune_split",
+]
 
 
 @dataclass(frozen=True)
@@ -48,20 +57,10 @@ def load_trace(path: str | Path, column: str = "requests") -> Trace:
     names the Azure traces), and two bins are nothing against the length of any useful trace.
     """
     path = Path(path)
-    if path.is_dir():
-        raise TraceError(f"trace {path} is a directory, not a CSV file")
-    series = read_trace(path, column)
+    series = read_trace(path, column)  # its values are checked there (aiscaler.inputs)
     kind = "level" if "value" in _header(path) else "arrivals"
     values = series.values.copy()
-    negative = np.flatnonzero(values < 0)
-    if len(negative):
-        at = series.start_s + int(negative[0]) * series.step_s
-        raise TraceError(
-            f"trace {path}: {column} at timestamp_s {at:g} is negative ({values[negative[0]]:g})"
-        )
     missing = np.isnan(values)
-    if missing[0]:
-        raise TraceError(f"trace {path}: {column} has no value in the first row")
     if missing.any():
         values = forward_fill(values[None, :])[0]
     if kind == "arrivals":
@@ -89,3 +88,56 @@ def default_capacity(rate: FloatArray) -> float:
     if reference <= 0:
         raise TraceError("the trace has no demand at all: nothing to simulate")
     return reference / 4.0
+
+
+# A level series (GPUs in demand, nodes busy, CPU use) has no requests: one replica is taken to
+# serve this many requests/s (a vLLM replica running 256 requests of about 25 s each), and the
+# level is converted at the rate that makes `capacity` units one replica's worth.
+LEVEL_REPLICA_RPS = 10.0
+
+
+@dataclass(frozen=True)
+class Requests:
+    """A trace's demand in requests, what the serving model replays."""
+
+    rate: FloatArray  # requests/s per bin
+    capacity: float  # requests/s one replica serves with every slot busy
+    unit: str  # how the trace's column became requests
+
+
+def as_requests(trace: Trace, capacity: float, path: str | Path | None = None) -> Requests:
+    """The trace's demand in requests/s, with `capacity` (in the column's units per second)
+    converted alike: `requests` as they are; another count column (tokens) over the trace's mean
+    units per request (needs the `requests` column of the same file at `path`); a level series at
+    LEVEL_REPLICA_RPS per replica's worth of level."""
+    if trace.kind == "level":
+        factor = LEVEL_REPLICA_RPS / capacity
+        unit = f"level x {factor:.4g}: {capacity:.4g} units = one replica = {LEVEL_REPLICA_RPS:g}/s"
+    elif trace.column == "requests":
+        factor, unit = 1.0, "requests"
+    else:
+        if path is None:
+            raise TraceError(f"converting {trace.column} to requests needs the trace file")
+        requests = load_trace(path, "requests").rate.sum()
+        if requests <= 0:
+            raise TraceError(f"trace {path} has no requests to convert {trace.column} with")
+        per_request = float(trace.rate.sum() / requests)
+        factor = 1.0 / per_request
+        unit = f"{trace.column} / {per_request:.4g} per request (the trace's mean)"
+    return Requests(trace.rate * factor, capacity * factor, unit)
+
+
+def tune_split(duration_s: float, bin_s: float, fraction: float) -> float:
+    """Where the tune window ends: `fraction` of the trace, at least one day when the trace has
+    several, on a whole bin and a whole 5-minute window."""
+    unit = math.lcm(round(bin_s), 300)
+    wanted = duration_s * fraction
+    if duration_s >= 2 * 86_400:
+        wanted = max(wanted, 86_400.0)
+    split = math.floor(wanted / unit) * unit
+    if not 0 < split < duration_s:
+        raise TraceError(
+            f"a {duration_s:g} s trace has no tune window of fraction {fraction:g} "
+            f"(whole {unit} s windows)"
+        )
+    return float(split)

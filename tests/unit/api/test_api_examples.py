@@ -111,3 +111,12 @@ def test_invalid_example_is_rejected_by_models_naming_the_field(path: Path) -> N
         MODELS[doc["kind"]].model_validate(doc)
     errors = field_errors(raised.value)
     assert any(names_field(error, expected) for error in errors), errors
+
+
+@pytest.mark.parametrize("path", VALID_FILES, ids=lambda p: p.name)
+def test_an_example_that_scales_to_zero_reads_demand_from_outside_the_engine(path: Path) -> None:
+    # With zero replicas an engine exports nothing, so a preset reads no demand and the service
+    # never wakes up (docs/metrics.md): scale to zero needs a custom query.
+    for doc in custom_resources(path):
+        if doc["kind"] == "InferenceService" and doc["spec"]["replicas"].get("min", 1) == 0:
+            assert doc["spec"]["demand"]["preset"] == "custom", path.name

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
-from pydantic_settings import SettingsError
 
-from aiscaler.settings import CONFIG_FILE_ENV, Settings
+from aiscaler.inputs import InputError
+from aiscaler.settings import CONFIG_FILE_ENV, Settings, load_settings
 
 H100_POOL = {
     "name": "h100",
@@ -106,25 +107,55 @@ def test_an_empty_yaml_file_means_defaults(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("- a\n- b\n", "must hold a mapping"),
-        ("tick_seconds: [\n", "AISCALER_CONFIG_FILE="),
-        ("tickSeconds: 10\n", "tickSeconds"),  # settings are snake_case; a typo is not ignored
+        ("- a\n- b\n", r"aiscaler\.yaml: the file must hold a mapping"),
+        ("tick_seconds: [\n", r"aiscaler\.yaml line 2, column 1: expected the node content"),
+        ("a: b: c\n", r"aiscaler\.yaml line 1, column 5: mapping values are not allowed here"),
+        ("\tx: 1\n", r"aiscaler\.yaml line 1, column 1: found character '\\t'"),
+        # settings are snake_case; a typo is not ignored, and the nearest name is suggested
+        ("tickSeconds: 10\n", r"aiscaler\.yaml: tickSeconds: unknown key \(did you mean tick_s"),
+        ("tick_second: 10\nfoo: 1\n", r"tick_second: unknown key \(did .*; foo: unknown key$"),
+        (
+            "pools: [{name: a, gpuTyp: x, gpusPerNode: 8, maxNodes: 1}]\n",
+            r"pools\.0\.gpuTyp: unknown key \(did you mean gpuType\?\)$",
+        ),
+        ("tick_seconds: -5\n", r"aiscaler\.yaml: tick_seconds: Input should be greater than 0"),
     ],
 )
-def test_a_bad_yaml_file_is_a_clear_error(
+def test_a_bad_yaml_file_is_one_line_naming_the_file_and_the_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str
 ) -> None:
     write_config(tmp_path, text, monkeypatch)
-    with pytest.raises((SettingsError, pydantic.ValidationError), match=message):
-        Settings()
+    with pytest.raises(InputError) as raised:
+        load_settings()
+    error = str(raised.value)
+    assert re.search(message, error), error
+    assert "\n" not in error and "pydantic" not in error and "unicode string" not in error
+
+
+def test_a_value_from_the_environment_is_blamed_on_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, "gpu_budget: -1\n", monkeypatch)
+    monkeypatch.setenv("AISCALER_TICK_SECONDS", "soon")
+    monkeypatch.setenv("AISCALER_POOLS", "[{")
+    with pytest.raises(InputError, match=r"^AISCALER_POOLS: not valid JSON"):
+        load_settings()
+    monkeypatch.delenv("AISCALER_POOLS")
+    with pytest.raises(InputError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        "AISCALER_TICK_SECONDS: Input should be a valid number, unable to parse string as a "
+        f"number (got 'soon'); {CONFIG_FILE_ENV}={tmp_path / 'aiscaler.yaml'}: gpu_budget: "
+        "Input should be greater than or equal to 0 (got -1)"
+    )
 
 
 def test_a_missing_yaml_file_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(CONFIG_FILE_ENV, str(tmp_path / "missing.yaml"))
-    with pytest.raises(SettingsError, match=r"missing\.yaml"):
-        Settings()
+    with pytest.raises(InputError, match=r"missing\.yaml: cannot read it: No such file"):
+        load_settings()
 
 
 # (overrides, text the error must contain)

@@ -42,7 +42,7 @@ def test_backtest_errors_are_clear(tmp_path: Path, tiny_checkpoint: Path, capsys
     trace = write_trace(tmp_path / "t.csv", daily_like(120, 10))
     argv = ["backtest", "--trace", str(trace), "--model", str(tiny_checkpoint), *args]
     assert main(argv) == 2
-    assert message in capsys.readouterr().out
+    assert message in capsys.readouterr().err
 
 
 def test_train_from_a_trace_csv_writes_a_checkpoint(tmp_path: Path, tiny_checkpoint: Path, capsys):
@@ -70,13 +70,13 @@ def test_a_fine_tune_may_train_on_the_latest_history(tmp_path: Path, tiny_checkp
 
 def test_train_without_data_says_so(tmp_path: Path, capsys):
     assert main(["train", "--out", str(tmp_path / "x")]) == 2
-    assert "nothing to train on" in capsys.readouterr().out
+    assert "nothing to train on" in capsys.readouterr().err
 
 
 def test_train_from_prometheus_needs_the_whole_range(tmp_path: Path, capsys):
     argv = ["train", "--out", str(tmp_path / "x"), "--query", "sum(rate(x[1m]))"]
     assert main(argv) == 2
-    assert "needs --prometheus-url, --query, --start and --end" in capsys.readouterr().out
+    assert "needs --prometheus-url, --query, --start and --end" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("text", "expected"), [("1,5,15,30", [1, 5, 15, 30]), ("7", [7])])
@@ -106,6 +106,7 @@ def test_train_without_torch_says_to_install_the_train_extra(
     trace = write_trace(tmp_path / "t.csv", daily_like(300, 10))
     argv = ["train", "--trace", str(trace), "--out", str(tmp_path / "new"), "--steps", "3"]
     assert main(argv) == 2
-    out = capsys.readouterr().out
-    assert "training needs torch" in out and "pip install 'aiscaler[train]'" in out
+    out = capsys.readouterr().err
+    assert "aiscaler train: error: training needs torch" in out
+    assert "pip install 'aiscaler[train]'" in out
     assert not (tmp_path / "new").exists()

@@ -209,9 +209,10 @@ def test_default_forecaster_uses_the_checkpoint_when_present(monkeypatch, tiny_c
     assert isinstance(f, ModelForecaster) and str(tiny_checkpoint) in reason
 
 
-def test_an_explicit_checkpoint_path_must_load(tmp_path: Path):
-    with pytest.raises(CheckpointError):
-        load_default_forecaster(tmp_path / "absent")
+def test_an_explicit_checkpoint_that_does_not_load_falls_back_and_says_why(tmp_path: Path):
+    f, reason = load_default_forecaster(tmp_path / "absent")
+    assert isinstance(f, HoltWintersForecaster)
+    assert str(tmp_path / "absent") in reason and "holt_winters" in reason
 
 
 def test_config_validation_rejects_nonsense():

@@ -6,8 +6,8 @@ from aiscaler.cli import main
 @pytest.mark.parametrize(
     ("env", "args", "message"),
     [
-        ({"AISCALER_TICK_SECONDS": "-1"}, [], "tick_seconds"),
-        ({"AISCALER_PROMETHEUS_URL": "prometheus:9090"}, [], "prometheus_url"),
+        ({"AISCALER_TICK_SECONDS": "-1"}, [], "AISCALER_TICK_SECONDS: Input should be greater"),
+        ({"AISCALER_PROMETHEUS_URL": "x:9090"}, [], "AISCALER_PROMETHEUS_URL: prometheus_url must"),
         ({}, ["--kubeconfig", "/nonexistent/kubeconfig"], "/nonexistent/kubeconfig"),
     ],
 )

@@ -4,12 +4,16 @@ import pytest
 
 from aiscaler.core.types import Condition
 from aiscaler.handlers.status import (
+    OUTSIDE_HOLD_S,
     SpecReason,
     invalid_condition,
     read_conditions,
+    scaled_outside,
     status_patch,
+    timestamp,
     write_conditions,
 )
+from aiscaler.kube.manifests import FieldManager
 
 T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC).timestamp()
 T1 = T0 + 300
@@ -136,3 +140,88 @@ def test_a_message_is_refreshed_only_with_its_status_or_reason(status, reason, m
         old, [Condition("ScalingLimited", status, reason, "new numbers", T1)], 1
     )
     assert cond["message"] == message
+
+
+NOW = 1_800_000_000.0
+
+
+def _limited(reason: str, since: float) -> dict:
+    return {
+        "type": "ScalingLimited",
+        "status": "True",
+        "reason": reason,
+        "message": "held",
+        "lastTransitionTime": timestamp(since),
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "left", "current", "held_since"),
+    [
+        ({"replicas": 4}, None, 4, None),  # as aiscaler left it
+        ({"replicas": 4}, None, 9, NOW),  # changed since: newly seen, held from now
+        ({"replicas": 9}, 4, 9, NOW),  # this process left 4 (its status write had failed)
+        ({"replicas": 4}, 9, 9, None),  # this process left 9: its status is just behind
+        ({}, None, 3, None),  # nothing recorded yet (a new service)
+        # held 100 s ago: still held, from then, whatever the replicas are now
+        ({"replicas": 9, "conditions": [_limited("ScaledOutside", NOW - 100)]}, None, 9, NOW - 100),
+        ({"replicas": 9, "conditions": [_limited("ScaledOutside", NOW - 700)]}, None, 9, None),
+        ({"replicas": 9, "conditions": [_limited("BudgetLimited", NOW - 100)]}, None, 9, None),
+        # the target did not exist at the last tick: it is new, not changed
+        (
+            {
+                "replicas": 4,
+                "conditions": [
+                    {
+                        "type": "Degraded",
+                        "status": "True",
+                        "reason": "TargetNotFound",
+                        "lastTransitionTime": timestamp(NOW - 30),
+                    }
+                ],
+            },
+            None,
+            1,
+            None,
+        ),
+    ],
+)
+def test_replicas_changed_outside_aiscaler_are_held(status, left, current, held_since):
+    held = scaled_outside(status, left, current, NOW)
+    assert (held and held[1]) == held_since
+    if held_since == NOW:
+        assert f"to {current}" in held[0] and f"{OUTSIDE_HOLD_S:.0f}s" in held[0]
+
+
+@pytest.mark.parametrize(
+    ("managers", "says"),
+    [
+        (None, "to 9; aiscaler leaves them"),  # owners not known: no attribution
+        ((FieldManager("kubectl", "Update"),), "by kubectl (an update: kubectl scale"),
+        (
+            (FieldManager("aiscaler", "Apply"), FieldManager("argocd-controller", "Apply")),
+            "by argocd-controller, which applies spec.replicas from its manifest",
+        ),
+        # an updater set the count (an applier among the owners may only share it)
+        (
+            (FieldManager("kube-controller-manager", "Update"), FieldManager("argocd", "Apply")),
+            "by kube-controller-manager (an update",
+        ),
+    ],
+)
+def test_an_outside_change_names_who_made_it(managers, says):
+    message, since = scaled_outside({"replicas": 4}, None, 9, NOW, managers)
+    assert since == NOW and says in message and "docs/gitops.md" in message
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"replicas": 4},  # changed since aiscaler's last write
+        {"replicas": 9, "conditions": [_limited("ScaledOutside", NOW - 100)]},  # during a hold
+    ],
+)
+def test_a_count_nobody_owns_is_no_change_and_ends_a_hold(status):
+    # A manifest dropped spec.replicas (or a GitOps tool took a kubectl scale over and dropped
+    # it): the API server's default is nobody's choice, so aiscaler takes over at once.
+    assert scaled_outside(status, None, 1, NOW, ()) is None

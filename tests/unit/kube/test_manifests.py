@@ -4,12 +4,14 @@ from aiscaler.kube.manifests import (
     BALLOON_LABEL,
     SERVICE_LABEL,
     TRAINING_LABEL,
+    FieldManager,
     Owner,
     balloon_deployment,
     is_owned_by,
     owned_deployment,
     owned_training_job,
     rendezvous_service,
+    replica_managers,
     training_job_resize,
 )
 
@@ -156,6 +158,18 @@ def test_balloons_are_low_priority_pause_pods_on_the_pool():
     assert pod["nodeSelector"] == {"pool": "h100"}
     assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 8}
     assert dep["spec"]["selector"]["matchLabels"] == {BALLOON_LABEL: "h100"}
+    assert "ownerReferences" not in dep["metadata"]
+
+
+def test_balloons_go_with_their_priority_class():
+    owner = {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "name": "aiscaler-balloon",
+        "uid": "u-1",
+    }
+    dep = balloon_deployment("aiscaler", "h100", 1, 8, {}, "aiscaler-balloon", owner=owner)
+    assert dep["metadata"]["ownerReferences"] == [owner]
 
 
 @pytest.mark.parametrize(
@@ -170,3 +184,38 @@ def test_balloons_are_low_priority_pause_pods_on_the_pool():
 )
 def test_is_owned_by(refs, owned):
     assert is_owned_by({"metadata": {"ownerReferences": refs}}, "uid-1") is owned
+
+
+def test_replica_managers_are_the_owners_of_the_count_latest_last():
+    def entry(manager, operation, time, fields, subresource=None):
+        found = {"manager": manager, "operation": operation, "time": time, "fieldsV1": fields}
+        return found | ({"subresource": subresource} if subresource else {})
+
+    obj = {
+        "metadata": {
+            "managedFields": [
+                entry("kubectl", "Update", "2026-11-28T12:05:00Z", {"f:spec": {"f:replicas": {}}}),
+                entry(
+                    "argocd-controller",
+                    "Apply",
+                    "2026-11-28T12:00:00Z",
+                    {"f:spec": {"f:replicas": {}, "f:template": {}}},
+                ),
+                entry("gitops", "Apply", "2026-11-28T12:09:00Z", {"f:spec": {"f:template": {}}}),
+                # a /scale write of a kind whose count is another field
+                entry(
+                    "aiscaler",
+                    "Apply",
+                    "2026-11-28T12:07:00Z",
+                    {"f:spec": {"f:workers": {}}},
+                    "scale",
+                ),
+            ]
+        }
+    }
+    assert replica_managers(obj) == (
+        FieldManager("argocd-controller", "Apply"),
+        FieldManager("kubectl", "Update"),
+        FieldManager("aiscaler", "Apply"),
+    )
+    assert replica_managers({"metadata": {}}) == ()

@@ -1,4 +1,4 @@
-"""`aiscaler simulate`: the BENCHMARK.md contract (flags, JSON fields) and clear errors."""
+"""`aiscaler simulate`: the BENCHMARK.md contract (protocol 2: flags, JSON fields) and errors."""
 
 from __future__ import annotations
 
@@ -10,127 +10,80 @@ import pytest
 
 from aiscaler.cli import main
 
-POLICY_FIELDS = {
-    "policy",
-    "variant",
-    "params",
-    "gpu_hours",
-    "slo_attainment",
-    "p99_delay_s",
-    "worst_5min_attainment",
-    "scale_events",
-    "cold_starts",
-}
+OUTCOME = ("gpu_hours", "slo_attainment", "p99_delay_s", "worst_5min_attainment", "scale_events",
+           "cold_starts")  # fmt: skip
+POLICY_FIELDS = {"policy", "variant", "params", *OUTCOME, *(f"{f}_spread" for f in OUTCOME)}
 TOP_FIELDS = {
-    "trace",
-    "column",
-    "bin_s",
-    "capacity",
-    "cold_start_s",
-    "gpus_per_replica",
-    "slo_delay_s",
-    "slo_attainment_target",
-    "policies",
-}
+    "protocol", "trace", "column", "bin_s", "capacity", "cold_start_s", "gpus_per_replica",
+    "slo_delay_s", "slo_attainment_target", "queue", "slots", "service_cv", "seeds", "windows",
+    "policies", "configs",
+}  # fmt: skip
 
 
 @pytest.fixture
 def trace(tmp_path: Path) -> Path:
-    """Two hours of per-minute arrivals with a burst."""
-    counts = np.full(120, 600)
-    counts[60:75] = 1800
+    """Four hours of per-minute arrivals, a burst each hour."""
+    counts = np.full(240, 600)
+    counts[30::60] = 1800
     path = tmp_path / "burst.csv"
     rows = "\n".join(f"{60 * i},{c}" for i, c in enumerate(counts))
     path.write_text("timestamp_s,requests\n" + rows + "\n")
     return path
 
 
-def test_json_has_every_contract_field_and_the_ratios(
-    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def run_json(args: list[str], tmp_path: Path) -> dict:  # type: ignore[type-arg]
     out = tmp_path / "out.json"
-    rc = main(
-        [
-            "simulate",
-            "--trace",
-            str(trace),
-            "--policies",
-            "hpa,kpa,static,oracle",
-            "--capacity",
-            "4",
-            "--cold-start",
-            "60",
-            "--gpus-per-replica",
-            "2",
-            "--slo-delay",
-            "1.5",
-            "--slo-attainment",
-            "0.95",
-            "--tune",
-            "--json",
-            str(out),
-        ]
-    )
-    assert rc == 0
-    doc = json.loads(out.read_text())
+    assert main(["simulate", *args, "--json", str(out), "--jobs", "1"]) == 0
+    return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+def test_json_has_every_contract_field(trace: Path, tmp_path: Path) -> None:
+    doc = run_json(["--trace", str(trace), "--policies", "hpa,kpa,static,oracle", "--tune",
+                    "--tune-budget", "4", "--seeds", "2", "--slots", "32"], tmp_path)  # fmt: skip
     assert doc.keys() >= TOP_FIELDS
-    assert (doc["trace"], doc["column"], doc["bin_s"], doc["capacity"]) == (
-        "burst.csv",
-        "requests",
-        60,
-        4,
-    )
-    assert (
-        doc["cold_start_s"],
-        doc["gpus_per_replica"],
-        doc["slo_delay_s"],
-        doc["slo_attainment_target"],
-    ) == (60, 2, 1.5, 0.95)
+    assert doc["protocol"] == 2 and doc["seeds"] == 2 and doc["slots"] == 32
+    tune, evaluate = doc["windows"]["tune"], doc["windows"]["evaluate"]
+    assert tune[1] == evaluate[0] == 6900.0  # half of 238 minutes, on whole 5-minute windows
     variants = {(p["policy"], p["variant"]) for p in doc["policies"]}
-    assert variants == {
-        ("hpa", "default"),
-        ("hpa", "tuned"),
-        ("kpa", "default"),
-        ("kpa", "tuned"),
-        ("static", "default"),
-        ("static", "p99"),
-        ("oracle", "default"),
-    }
+    assert variants == {("hpa", "default"), ("hpa", "tuned"), ("kpa", "default"),
+                        ("kpa", "tuned"), ("static", "default"), ("static", "p99"),
+                        ("oracle", "default")}  # fmt: skip
     for p in doc["policies"]:
         assert p.keys() >= POLICY_FIELDS
         assert 0.0 <= p["slo_attainment"] <= 1.0
-    oracle = next(p for p in doc["policies"] if p["policy"] == "oracle")
-    assert oracle["gpu_hours_vs_oracle"] == 1.0
-    # 600/min = 10/s at 4/s per replica = 3 replicas x 2 GPUs for 2 h at least
-    assert oracle["gpu_hours"] >= 3 * 2 * 118 / 60
-    table = capsys.readouterr().out
-    assert "xOracle" in table and "hpa" in table and "tuned" in table
+    assert len(doc["configs"]) == 2 * 4  # hpa and kpa, 4 configurations each
+    for c in doc["configs"]:
+        assert set(c["tune"]) == set(c["evaluate"]) == {"gpu_hours", "slo_attainment"}
+    assert doc["comparison"]["best_reactive"] in ("hpa", "kpa", None)
+
+
+def test_set_fixes_a_knob_of_the_default_variant(trace: Path, tmp_path: Path) -> None:
+    base = ["--trace", str(trace), "--policies", "hpa", "--seeds", "1"]
+    plain = run_json(base, tmp_path)["policies"][0]
+    floored = run_json([*base, "--set", "hpa.min_replicas=12", "--set", "hpa.target=0.4"],
+                       tmp_path)["policies"][0]  # fmt: skip
+    assert floored["params"] == {"min_replicas": 12, "target": 0.4}
+    assert floored["gpu_hours"] > plain["gpu_hours"]
+    assert floored["slo_attainment"] >= plain["slo_attainment"]
+
+
+def test_fluid_queue_runs_one_seed(trace: Path, tmp_path: Path) -> None:
+    doc = run_json(["--trace", str(trace), "--policies", "hpa,oracle", "--queue", "fluid"],
+                   tmp_path)  # fmt: skip
+    assert doc["queue"] == "fluid" and doc["seeds"] == 1
+    assert all(p["gpu_hours_spread"] == 0 for p in doc["policies"])
 
 
 def test_default_run_replays_the_bundled_trace(tmp_path: Path) -> None:
-    out = tmp_path / "out.json"
-    assert main(["simulate", "--policies", "hpa,oracle", "--json", str(out)]) == 0
-    doc = json.loads(out.read_text())
+    doc = run_json(["--policies", "hpa,oracle", "--seeds", "1"], tmp_path)
     assert doc["trace"] == "servegen_language_m_mid_5days_10min.csv" and doc["bin_s"] == 600
 
 
 def test_plot_writes_a_png(trace: Path, tmp_path: Path) -> None:
     png = tmp_path / "out.png"
-    assert (
-        main(
-            [
-                "simulate",
-                "--trace",
-                str(trace),
-                "--policies",
-                "hpa,oracle",
-                "--tune",
-                "--plot",
-                str(png),
-            ]
-        )
-        == 0
-    )
+    args = ["simulate", "--trace", str(trace), "--policies", "hpa,oracle", "--tune",
+            "--tune-budget", "2", "--seeds", "1", "--plot", str(png)]  # fmt: skip
+    assert main(args) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -139,9 +92,11 @@ def test_plot_writes_a_png(trace: Path, tmp_path: Path) -> None:
     [
         (["--trace", "missing.csv"], "cannot read trace"),
         (["--column", "tokens"], "no column 'tokens'"),
+        (["--set", "hpa.panic=2"], "hpa has no knob 'panic'"),
+        (["--set", "aiscaler.goal=1.5"], "aiscaler.goal must be in (0, 1)"),
     ],
 )
-def test_bad_trace_input_is_a_clear_error(
+def test_bad_input_is_a_clear_error_and_writes_nothing(
     args: list[str],
     message: str,
     trace: Path,
@@ -150,21 +105,25 @@ def test_bad_trace_input_is_a_clear_error(
 ) -> None:
     full = ["simulate", *args] if "--trace" in args else ["simulate", "--trace", str(trace), *args]
     out = tmp_path / "out.json"
-    assert main([*full, "--json", str(out)]) == 2
+    assert main([*full, "--seeds", "1", "--json", str(out)]) == 2
     assert message in capsys.readouterr().err
-    assert not out.exists()  # nothing written
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
     "args",
     [
         ["--capacity", "0"],
-        ["--capacity", "-3"],
-        ["--capacity", "abc"],
         ["--slo-attainment", "1.5"],
         ["--policies", "hpa,vpa"],
-        ["--gpus-per-replica", "0"],
-        ["--cold-start", "-1"],
+        ["--slots", "0"],
+        ["--service-cv", "-1"],
+        ["--seeds", "0"],
+        ["--scrape-s", "0.5"],
+        ["--queue", "exact"],
+        ["--tune-fraction", "1"],
+        ["--set", "hpa.target"],
+        ["--set", "vpa.target=1"],
     ],
 )
 def test_bad_flags_are_rejected(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,5 @@
-"""The aiscaler policy: forecasts see only the past, and the planner starts capacity ahead."""
+"""The aiscaler policy: forecasts see only the past, the planner starts capacity ahead, and the
+latency it learns from is what the TTFT histogram shows."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from aiscaler.core.types import Forecast
 from aiscaler.forecast.baselines import SeasonalNaiveForecaster
-from aiscaler.sim.baselines import Hpa
-from aiscaler.sim.engine import Demand, SimConfig, evaluate, run_policy
-from aiscaler.sim.predictive import Aiscaler, SloProbe, forecast_table
+from aiscaler.sim.observe import share_within
+from aiscaler.sim.predictive import forecast_table
+from aiscaler.sim.runs import PolicyConfig, Scenario, run_config
+from aiscaler.sim.state import TTFT_BUCKETS_S, SimConfig, step_rates
 
 
 class Spy:
@@ -37,11 +40,11 @@ class Spy:
 
 
 def test_each_forecast_uses_only_data_up_to_its_origin() -> None:
-    # Demand equal to the minute index: a window's last point tells where it ends.
+    # Arrivals per second equal to the minute index: a window's last point tells where it ends.
     minutes = 60 * 12
-    demand = Demand(np.arange(minutes, dtype=np.float64), bin_s=60)
+    counts = np.repeat(np.arange(minutes, dtype=np.float64), 60)
     spy = Spy()
-    table = forecast_table(demand, 60.0, spy, horizon=3, quantiles=(0.5, 0.99))
+    table = forecast_table(counts, 60.0, spy, horizon=3, quantiles=(0.5, 0.99))
     # origins every 300 s: the window ending at origin 300 k holds minutes up to 5 k - 1
     assert spy.last_points == [5.0 * k - 1 for k in range(1, minutes // 5 + 1)]
     assert table.latest(299.0) is None
@@ -49,57 +52,42 @@ def test_each_forecast_uses_only_data_up_to_its_origin() -> None:
     assert origin == 1200.0 and forecast.values[0, 0] == 19.0
 
 
-def daily_step_trace(days: int) -> npt.NDArray[np.float64]:
-    """0.5/s all day, 9.5/s from 12:00 to 14:00, per minute (1 and 10 replicas at 1/s each,
-    with slack to drain a queue)."""
-    day = np.full(1440, 0.5)
-    day[720:840] = 9.5
+def daily_peak(days: int) -> npt.NDArray[np.float64]:
+    """Requests/s per minute: 5/s all day, 95/s from 12:00 to 14:00."""
+    day = np.full(1440, 5.0)
+    day[720:840] = 95.0
     return np.tile(day, days)
 
 
 def test_aiscaler_is_ready_for_a_daily_peak_that_the_hpa_meets_late() -> None:
-    demand = Demand(daily_step_trace(3), bin_s=60)
-    config = SimConfig(capacity=1.0, cold_start_s=300.0)
-    aiscaler = evaluate(
-        run_policy(Aiscaler(SeasonalNaiveForecaster(), 60.0), demand, config), demand, config
-    )
-    hpa = evaluate(run_policy(Hpa(), demand, config), demand, config)
-    before = (2 * 86_400 + 11 * 3600) // 10  # 11:00 on day 3: nothing started early
-    assert aiscaler.ready_replicas[before] == 1
-    peak_day3 = (2 * 86_400 + 12 * 3600) // 10  # step index of 12:00 on day 3
-    # Started a cold start before the jump (within one tick of it: the scale-up rate limit
-    # lets 1 replica grow to 5, then 10, in two ticks); the HPA only starts after it.
-    assert aiscaler.ready_replicas[peak_day3 + 3] >= 10
-    assert hpa.ready_replicas[peak_day3 + 3] < 10
+    config = SimConfig(capacity=10.0, slots=16, cold_start_s=300.0, max_replicas=30)
+    scenario = Scenario("peak", step_rates(daily_peak(3), 60.0), config, (0,), 0.0, 60.0,
+                        SeasonalNaiveForecaster())  # fmt: skip
+    window = config.scrape_s
+    peak_day3 = int((2 * 86_400 + 12 * 3600) / window)  # the window that starts at 12:00
+    before = int((2 * 86_400 + 11 * 3600) / window)
+    ai = run_config(scenario, PolicyConfig("aiscaler"), 0, keep_series=True)
+    hpa = run_config(scenario, PolicyConfig("hpa"), 0, keep_series=True)
+    assert ai.ready is not None and hpa.ready is not None
+    assert ai.ready[before] <= 2  # nothing started an hour early
+    assert ai.ready[peak_day3 + 1] >= 10  # ready as the peak starts
+    assert hpa.ready[peak_day3 + 1] < 10  # the HPA starts after it and is a cold start late
+    assert ai.evaluate.slo_attainment > hpa.evaluate.slo_attainment
 
 
-def test_the_slo_probe_reads_the_queue_the_ready_replicas_leave() -> None:
-    # 10 s steps at 2 units/s; one replica serves 1 unit/s, the SLO allows 2 s of queueing.
-    demand = Demand(np.full(12, 2.0), bin_s=10)
-    config = SimConfig(capacity=1.0, slo_delay_s=2.0, slo_attainment=0.99)
-    probe = SloProbe(demand, config)
-    assert probe.observe(0.0, ready=2) is None  # nothing arrived before the first tick
-    assert probe.observe(30.0, ready=1) is True  # served by 2 ready replicas: no queue
-    assert probe.observe(60.0, ready=3) is False  # by 1: the queue grows 10 units a step
-    assert probe.observe(90.0, ready=3) is False  # 3 replicas drain it at 1/s: 10 s delay left
-    assert probe.observe(120.0, ready=3) is True  # drained
-
-
-def bursty_trace(minutes: int) -> npt.NDArray[np.float64]:
-    """10 s bins: 1/s, except one bin a minute at 9/s: the minute mean is 7/3 per second,
-    and a forecast of minute means cannot see the burst."""
-    minute = np.array([9.0, 1.0, 1.0, 1.0, 1.0, 1.0])
-    return np.tile(minute, minutes)
-
-
-def test_the_slo_margin_learns_the_bursts_a_minute_forecast_misses() -> None:
-    demand = Demand(bursty_trace(12 * 60), bin_s=10)
-    config = SimConfig(capacity=1.0, cold_start_s=60.0)
-    policy = Aiscaler(SeasonalNaiveForecaster(season_s=600.0), bin_s=10)
-    outcome = evaluate(run_policy(policy, demand, config), demand, config)
-    # The minute mean needs 3 replicas, under which the queue grows without end. A burst leaves
-    # 10 (9 - c) units waiting, (90 - 10 c) / c s for the last of them: within 2 s from c = 7.5,
-    # i.e. 8 replicas, a margin of 7.5 / (7/3) = 3.2 on the mean.
-    assert 3.2 <= policy._memory.margin.factor < 3.5
-    last_hour = outcome.ready_replicas[-360:]
-    assert last_hour.mean() >= 7.5
+@pytest.mark.parametrize(
+    ("counts", "limit", "expected"),
+    [
+        ({0: 90, 12: 10}, 2.0, 0.9 + 0.1 * (2.0 - 1.0) / 1.5),  # inside (1, 2.5]: linear
+        ({0: 50, 11: 50}, 1.0, 1.0),  # all within 1 s
+        ({22: 10}, 2.0, 0.0),  # +Inf bucket only
+    ],
+)
+def test_share_within_reads_the_histogram_as_histogram_quantile(
+    counts: dict[int, float], limit: float, expected: float
+) -> None:
+    histogram = np.zeros(len(TTFT_BUCKETS_S) + 1)
+    for bucket, n in counts.items():
+        histogram[bucket] = n
+    assert share_within(histogram, limit) == pytest.approx(expected)
+    assert share_within(np.zeros(len(TTFT_BUCKETS_S) + 1), limit) is None

@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aiscaler.sim.trace import TraceError, default_capacity, load_trace
+from aiscaler.sim.trace import (
+    LEVEL_REPLICA_RPS,
+    TraceError,
+    as_requests,
+    default_capacity,
+    load_trace,
+    tune_split,
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "t.csv") -> Path:
@@ -47,7 +54,7 @@ def test_level_series_value_is_the_demand_and_keeps_every_bin(tmp_path: Path) ->
         ("timestamp_s,requests\n0,1\n10,2\n20,3\n30,4\n", "value", "no column 'value'"),
         ("timestamp_s,requests\n0,1\n10,x\n20,3\n30,4\n", "requests", "line 3"),
         ("timestamp_s,requests\n0,1\n10,2\n5,3\n40,4\n", "requests", "not increasing"),
-        ("timestamp_s,requests\n0,1\n10,-2\n20,3\n30,4\n", "requests", "10 is negative"),
+        ("timestamp_s,requests\n0,1\n10,-2\n20,3\n30,4\n", "requests", "line 3: requests -2 is"),
         ("timestamp_s,requests\n0,\n10,1\n20,3\n30,4\n", "requests", "no value in the first"),
         ("timestamp_s,requests\n0,1\n10,2\n20,3\n", "requests", "needs 4"),
         ("timestamp_s,requests\n", "requests", "at least 2"),
@@ -91,3 +98,41 @@ def test_default_capacity_makes_the_median_need_four_replicas(
 def test_default_capacity_of_an_empty_demand_is_an_error() -> None:
     with pytest.raises(TraceError, match="no demand"):
         default_capacity(np.zeros(5))
+
+
+def test_requests_stay_requests_and_tokens_become_requests_at_the_trace_mean(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "timestamp_s,requests,tokens_out\n0,0,0\n60,60,6000\n120,120,6000\n180,60,6000\n240,0,0\n",
+    )
+    requests = as_requests(load_trace(path, "requests"), 2.0, path)
+    np.testing.assert_allclose(requests.rate, [1.0, 2.0, 1.0])
+    assert requests.capacity == 2.0 and requests.unit == "requests"
+    tokens = as_requests(load_trace(path, "tokens_out"), 150.0, path)
+    # 18000 tokens over 240 requests: 75 per request
+    np.testing.assert_allclose(tokens.rate, [100 / 75, 100 / 75, 100 / 75])
+    assert tokens.capacity == pytest.approx(2.0)
+
+
+def test_a_level_series_converts_one_replicas_worth_to_the_reference_rate(tmp_path: Path) -> None:
+    path = write(tmp_path, "timestamp_s,value\n0,30\n60,60\n")
+    requests = as_requests(load_trace(path, "value"), 15.0)
+    assert requests.capacity == LEVEL_REPLICA_RPS
+    np.testing.assert_allclose(requests.rate, [2 * LEVEL_REPLICA_RPS, 4 * LEVEL_REPLICA_RPS])
+
+
+@pytest.mark.parametrize(
+    ("duration_s", "bin_s", "fraction", "split"),
+    [
+        (7 * 86_400, 60, 0.5, 3.5 * 86_400),
+        (3 * 86_400, 600, 0.2, 86_400),  # at least a day when the trace has several
+        (3600, 10, 0.5, 1800),  # a short trace: the fraction, on whole 5-minute windows
+        (3600, 600, 0.3, 600),  # on whole bins
+    ],
+)
+def test_the_tune_window_ends_on_whole_windows(
+    duration_s: float, bin_s: float, fraction: float, split: float
+) -> None:
+    assert tune_split(duration_s, bin_s, fraction) == split
