@@ -39,6 +39,12 @@ NOT_RUN = {
     "cores; its command and figures are kept in bench/RESULTS.md",
     r"^\.venv/bin/pytest tests/integration/test_gitops\.py$": "the GitOps tests: make test runs "
     "them",
+    r"^helm install aiscaler charts/aiscaler |^kubectl get ais,atj -A$": "tests/e2e installs the "
+    "chart with helm on the local cluster and reads the resources back",
+    r"^make (cluster-up|cluster-down|demo)$|^export KUBECONFIG=|^\.venv/bin/kubectl get nodes ": (
+        "the local cluster: tests/integration/test_local_cluster.py and tests/e2e run it, "
+        "make demo is the closed loop they test"
+    ),
 }
 # The guides whose commands a test below runs, all of them, in order.
 RUN_BY_TESTS = {
