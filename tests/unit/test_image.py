@@ -141,5 +141,4 @@ def test_the_entrypoint_accepts_the_image_and_chart_settings(tmp_path):
 def test_the_entrypoint_stops_with_the_reason_on_a_bad_setting(tmp_path):
     result = run_entrypoint(tmp_path, AISCALER_TICK_SECONDS="0")
     assert result.returncode == 2
-    # The error names the variable as it was set (settings from the environment, issue 17).
     assert "AISCALER_TICK_SECONDS" in result.stderr and "greater than 0" in result.stderr

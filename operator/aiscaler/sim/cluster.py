@@ -90,8 +90,10 @@ def new_pod(run: Run, requested: float, ready: float) -> int:
     """Record a pod (its GPUs allocated from the pool) and its slots; returns its index."""
     s, p = run.s[0], run.p[0]
     index = 0
-    while run.pod_alive[index]:
+    while index < run.pod_alive.size and run.pod_alive[index]:
         index += 1
+    if index == run.pod_alive.size:  # the callers keep to max_replicas; never write past it
+        raise ValueError("more live pods than max_replicas")
     s.allocated_gpus += p.gpus_per_replica
     run.pod_alive[index] = True
     run.pod_requested[index] = requested

@@ -156,7 +156,8 @@ def run_config(
         table = scenario.table(seed, [knobs.goal])
         run_aiscaler(run, cfg, knobs, table, first_rate)
     elif config.policy == "oracle":
-        requested, stops = oracle_pods(oracle_need(scenario.rates, cfg), cfg.cold_start_s)
+        need = np.minimum(oracle_need(scenario.rates, cfg), cfg.max_replicas)
+        requested, stops = oracle_pods(need, cfg.cold_start_s)
         run_schedule(run, requested, stops)
     else:
         record = reactive_policy(config.policy, **config.params)

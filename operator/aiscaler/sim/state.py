@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from aiscaler.inputs import MAX_REPLICAS
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Records = npt.NDArray[Any]  # a structured array: its fields are read as attributes in numba
@@ -73,7 +75,7 @@ class SimConfig:
     free_gpus: int = 0  # spare GPUs the pool keeps on warm nodes beyond those allocated
     # cluster-autoscaler --scale-down-unneeded-time default (10m): an empty node goes after this.
     node_idle_s: float = 600.0
-    max_replicas: int = 1000
+    max_replicas: int = MAX_REPLICAS  # what any policy, the oracle included, can run at once
 
     def __post_init__(self) -> None:
         if not (self.capacity > 0 and math.isfinite(self.capacity)):

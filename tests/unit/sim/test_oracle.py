@@ -14,6 +14,7 @@ from aiscaler.sim.oracle import (
     oracle_pods,
     run_schedule,
 )
+from aiscaler.sim.runs import PolicyConfig, Scenario, run_config
 from aiscaler.sim.state import KERNELS, SimConfig, make_workload, new_run
 
 
@@ -54,3 +55,16 @@ def test_the_oracle_meets_the_goal_on_its_own_schedule() -> None:
     # and costs about what its formula says: each slot busy + D per start + warm gaps
     need = oracle_need(rates, config)
     assert result.gpu_hours == pytest.approx(need.sum() / 3600, rel=0.05)
+
+
+def test_the_oracle_is_capped_at_max_replicas_like_every_policy() -> None:
+    """A need beyond max_replicas (a strict SLO on one-slot replicas) runs max_replicas pods and
+    misses the goal; it used to write past the pod table."""
+    rates = np.full(3_000, 40.0)
+    config = SimConfig(capacity=1.0, slots=1, slo_delay_s=1e-6, max_replicas=30)
+    assert oracle_need(rates, config).max() > config.max_replicas
+    result = run_config(
+        Scenario("capped", rates, config, (0,), 0.0, 60.0), PolicyConfig("oracle"), 0
+    )
+    assert result.evaluate.slo_attainment < config.slo_attainment
+    assert result.evaluate.gpu_hours <= config.max_replicas * len(rates) / 3600 + 1e-9
