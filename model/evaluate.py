@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from aiscaler.forecast import DEFAULT_CHECKPOINT
@@ -92,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traces-dir", default="../shared/data/traces")
     parser.add_argument("--json", help="write every backtest (BENCHMARK.md format) to this file")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
     config = yaml.safe_load(Path(args.config).read_text())
     model = ModelForecaster.load(args.model)
     # Calibration windows just after history the network trained on flatter its intervals.

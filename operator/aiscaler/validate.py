@@ -109,6 +109,7 @@ def _query_problems(body: dict[str, Any], model: Any) -> list[str]:
     from aiscaler.handlers.mapping import service_query
     from aiscaler.metrics.batch import Settings, plan
     from aiscaler.metrics.errors import MetricError
+    from aiscaler.metrics.history import HistoryCache
     from aiscaler.metrics.source import JobQuery
 
     namespace, name = body["metadata"]["namespace"], body["metadata"].get("name") or ""
@@ -119,7 +120,9 @@ def _query_problems(body: dict[str, Any], model: Any) -> list[str]:
     else:
         return []
     fields = {
+        "history": "spec.demand",
         "demand": "spec.demand",
+        "custom_history": "spec.demand.query",
         "custom_demand": "spec.demand.query",
         "served": "spec.demand.preset",
         "queue": "spec.demand.preset",
@@ -128,7 +131,9 @@ def _query_problems(body: dict[str, Any], model: Any) -> list[str]:
     }
     found: dict[str, str] = {}  # message -> the first field it is about (a bad selector key
     # fails every preset query alike)
-    for batch in plan(services, jobs, time.time(), Settings()):
+    settings = Settings()
+    empty = HistoryCache(settings.history_step_s, settings.history_points, settings.reread_s)
+    for batch in plan(services, jobs, time.time(), settings, empty):
         if isinstance(batch.query, MetricError):
             found.setdefault(str(batch.query), fields.get(batch.kind, "spec"))
     return [f"{field}: {message}" for message, field in found.items()]

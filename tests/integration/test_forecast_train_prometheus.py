@@ -12,7 +12,8 @@ import pytest
 from harness.prometheus import PrometheusFactory, Series
 
 from aiscaler.cli import main
-from aiscaler.forecast.model import ModelConfig, QuantileMLP, load_checkpoint, save_checkpoint
+from aiscaler.forecast.model import ModelConfig, load_checkpoint
+from aiscaler.forecast.network import QuantileMLP, save_checkpoint
 from aiscaler.forecast.train_cli import series_from_prometheus
 
 STEP = 60

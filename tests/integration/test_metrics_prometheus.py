@@ -105,7 +105,8 @@ def test_readings_and_demand_history_from_backfilled_vllm_metrics(
     assert value(a.demand) == pytest.approx(3.0)
     assert value(b.demand) == pytest.approx(10.0)  # team-b's own series, not the sum
     assert isinstance(a.demand_history, History)
-    assert a.demand_history.end == END and a.demand_history.step_s == 60
+    # The history is on the grid of whole steps: its newest point is the last one before END.
+    assert a.demand_history.end == END // 60 * 60 and a.demand_history.step_s == 60
     np.testing.assert_allclose(a.demand_history.values, np.full(60, 3.0))
     assert value(a.served) == pytest.approx(3.0)  # aborted requests excluded (none here)
     assert value(a.queue) == 4.0
@@ -126,9 +127,10 @@ def test_an_old_engine_version_is_read_through_its_old_metric_name(
 
 def test_data_that_stopped_arriving_is_stale_then_missing(source: PrometheusMetrics) -> None:
     later = source.measure([LLM_A], [], END + 240).services[LLM_A.key]
-    # rate(...[120s]) has points until END + 60 on the 60 s grid; the queue gauge's
-    # last_over_time until END + 105 on the 15 s grid: both older than 90 s.
-    assert later.demand == Stale("newest demand of team-a/llm is 180s old (limit 90s)")
+    # rate(...[120s]) has points until END + 105 on the 15 s grid of the readings (two samples,
+    # END - 15 and END, in its window), the queue gauge's max_over_time until END + 120: both
+    # older than 90 s.
+    assert later.demand == Stale("newest demand of team-a/llm is 135s old (limit 90s)")
     assert isinstance(later.queue, Stale)
     assert isinstance(later.demand_history, History)  # the history is still there to forecast
     much_later = source.measure([LLM_A], [], END + 3600).services[LLM_A.key]
@@ -222,3 +224,75 @@ def test_every_preset_query_is_accepted_by_the_real_prometheus(source: Prometheu
     for key, metrics in measured.services.items():
         for reading in (metrics.demand, metrics.served, metrics.latency, metrics.queue):
             assert not isinstance(reading, BadQuery), (key, reading)
+
+
+# ---- the demand history kept between ticks ------------------------------------------------
+
+
+def _fresh_history(url: str, service: ServiceQuery, now: float) -> History:
+    """The history an operator started at `now` reads: the whole window, from Prometheus."""
+    fresh = PrometheusMetrics(url, timeout_s=5, settings=SETTINGS)
+    try:
+        history = fresh.measure([service], [], now).services[service.key].demand_history
+    finally:
+        fresh.close()
+    assert isinstance(history, History), history
+    return history
+
+
+def test_history_kept_over_ticks_equals_a_restarted_read_through_gaps_and_counter_resets(
+    prometheus_factory: PrometheusFactory,
+) -> None:
+    # One service's counter: 5/s, a pod restart 50 min before END (the counter starts again at
+    # 0), a 10-minute scrape gap 30 min before END, then 2/s.
+    samples, total = [], 0.0
+    for t in TIMES:
+        if END - 1800 <= t < END - 1200:
+            continue  # the gap: nothing scraped
+        if t == END - 3000:
+            total = 0.0  # the reset
+        total += (5.0 if t < END - 1200 else 2.0) * SCRAPE_S
+        samples.append((t, total))
+    labels = {"namespace": "team-a", "model_name": "llm", "pod": "llm-6b7c8d9f5-abcde"}
+    server = prometheus_factory(history=[Series("vllm:request_success_total", labels, samples)])
+    kept = PrometheusMetrics(server.url, timeout_s=5, settings=SETTINGS)
+    try:
+        for now in np.arange(END - 3300, END + 1, 30.0):  # ticks every 30 s over 55 minutes
+            history = kept.measure([LLM_A], [], float(now)).services[LLM_A.key].demand_history
+            assert isinstance(history, History), (now, history)
+            fresh = _fresh_history(server.url, LLM_A, float(now))
+            assert (history.start, history.end) == (fresh.start, fresh.end)
+            np.testing.assert_array_equal(history.values, fresh.values)
+    finally:
+        kept.close()
+    values = history.values  # the last hour at END: rates of 5 and 2, no negative rate anywhere
+    finite = values[np.isfinite(values)]
+    assert finite.min() >= 0 and np.isclose(finite.max(), 5.0) and np.isclose(finite[-1], 2.0)
+    assert np.isnan(values).any()  # the gap
+
+
+def test_late_samples_are_read_again_within_the_re_read_window(
+    prometheus_factory: PrometheusFactory,
+) -> None:
+    # The last two minutes of samples reach Prometheus only after the operator read them (a slow
+    # remote write); here: written as a block of their own while Prometheus is restarted.
+    labels = {"namespace": "team-a", "model_name": "llm", "pod": "llm-6b7c8d9f5-abcde"}
+    on_time = [(t, 3.0 * (t - TIMES[0])) for t in TIMES if t <= END - 120]
+    late = [(t, on_time[-1][1] + 9.0 * (t - (END - 120))) for t in TIMES if t > END - 120]
+    server = prometheus_factory(history=[Series("vllm:request_success_total", labels, on_time)])
+    kept = PrometheusMetrics(server.url, timeout_s=5, settings=SETTINGS)
+    try:
+        before = kept.measure([LLM_A], [], END).services[LLM_A.key].demand_history
+        server.stop()
+        server.backfill([Series("vllm:request_success_total", labels, late)])
+        server.start()
+        now = END + 60
+        after = kept.measure([LLM_A], [], now).services[LLM_A.key].demand_history
+    finally:
+        kept.close()
+    assert isinstance(before, History) and isinstance(after, History)
+    fresh = _fresh_history(server.url, LLM_A, now)
+    np.testing.assert_array_equal(after.values, fresh.values)
+    # What the first read said about the last minutes has changed: the late samples are in.
+    shared = after.values[:-1][-3:]  # grid points both reads cover
+    assert not np.array_equal(before.values[-3:], shared, equal_nan=True)

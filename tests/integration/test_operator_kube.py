@@ -4,6 +4,7 @@ checked as the API server stores them)."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,32 @@ def test_claiming_the_replica_count_at_its_value_shares_it(kube_api, namespace, 
     assert api.read_scale(namespace, ref) == ScaleState(
         2, 0, (FieldManager(FIELD_MANAGER, "Apply"),)
     )
+
+
+def test_targets_in_many_namespaces_are_read_with_one_list_each_in_parallel(kube_api, api):
+    spaces = [kube_api.create_namespace() for _ in range(5)]
+    try:
+        for i, space in enumerate(spaces[:4]):
+            kube_api.apply(deployment("web", i + 1), space)
+            kube_api.apply(deployment("api", 10 + i), space)
+        targets = [
+            (space, TargetRef("apps/v1", "Deployment", name))
+            for space in spaces
+            for name in ("web", "api")
+        ]
+        with ThreadPoolExecutor(4) as pool:
+            parallel = api.read_scales(targets, pool)
+        sequential = api.read_scales(targets)
+        for i in range(4):
+            web, other = targets[2 * i], targets[2 * i + 1]
+            assert parallel[web] == sequential[web]
+            assert parallel[other] == sequential[other]
+            assert (parallel[web].replicas, parallel[other].replicas) == (i + 1, 10 + i)
+        for key in targets[8:]:  # the namespace without Deployments
+            assert isinstance(parallel[key], NotFound) and isinstance(sequential[key], NotFound)
+    finally:
+        for space in spaces:
+            kube_api.delete_namespace(space)
 
 
 def test_apply_owned_deployment_and_refuse_what_is_not_ours(kube_api, namespace, api):

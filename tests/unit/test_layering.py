@@ -68,6 +68,22 @@ def test_layers_import_only_inner_layers(layer: str) -> None:
     assert not offenders, f"aiscaler.{layer} may import only {sorted(allowed)}: {sorted(offenders)}"
 
 
+# torch is the `aiscaler[train]` extra: only the training modules may import it (train_cli does
+# inside `run`, with a clear message when it is missing); the operator runs the model in numpy.
+TORCH_MODULES = {"forecast/network.py", "forecast/training.py", "forecast/train_cli.py"}
+
+
+def test_only_the_training_modules_import_torch() -> None:
+    offenders = {
+        f"{path.relative_to(PACKAGE_ROOT)}: {name}"
+        for path in PACKAGE_ROOT.rglob("*.py")
+        for name in imported_modules(path)
+        if name.split(".")[0] == "torch"
+        and str(path.relative_to(PACKAGE_ROOT)) not in TORCH_MODULES
+    }
+    assert not offenders, sorted(offenders)
+
+
 def test_nothing_imports_a_top_level_operator_package() -> None:
     # operator/ is the package root, not a package: the stdlib owns the name `operator`.
     offenders = {

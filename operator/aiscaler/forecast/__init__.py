@@ -1,6 +1,7 @@
-"""Demand forecasters: baselines (naive, seasonal naive, Holt-Winters) and the torch model.
+"""Demand forecasters: baselines (naive, seasonal naive, Holt-Winters) and the model.
 
-Importing this package does not import torch; `aiscaler.forecast.model` does.
+The model's network runs in numpy (`aiscaler.forecast.model`); torch is needed only to train it
+(`aiscaler.forecast.network`, `aiscaler.forecast.training`: the `aiscaler[train]` extra).
 """
 
 from __future__ import annotations

@@ -11,23 +11,25 @@ positive gaps to the other quantiles, so quantiles never cross; outputs are mult
 the scale. Everything is step-relative (the season in steps is season_s / step_s), so one model
 serves series of any scale and of the steps it was trained on.
 
-torch is imported here only: importing `aiscaler.forecast` does not load it.
+The network runs in numpy (`QuantileNetwork`) from the checkpoint's safetensors file: the
+operator needs no torch. Training, and the torch form of the network, are in
+`aiscaler.forecast.network` and `aiscaler.forecast.training` (the `aiscaler[train]` extra).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
+from safetensors.numpy import load_file
+from threadpoolctl import ThreadpoolController
 
 from aiscaler.core.types import Forecast
 from aiscaler.forecast.base import Forecaster
@@ -217,59 +219,166 @@ def make_inputs(
 # --- network ------------------------------------------------------------------------------
 
 
-class QuantileMLP(nn.Module):
-    """MLP with residual blocks; returns non-crossing normalised quantiles (n, horizon, Q)."""
+def weight_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The tensors of a checkpoint's weights file, by name: those of the torch network
+    `aiscaler.forecast.network.QuantileMLP` (an input Linear; per block a LayerNorm, a Linear
+    and GELU, added to its input; an output Linear)."""
+    shapes: dict[str, tuple[int, ...]] = {
+        "inp.weight": (cfg.hidden, cfg.n_inputs),
+        "inp.bias": (cfg.hidden,),
+    }
+    for i in range(cfg.blocks):
+        shapes[f"blocks.{i}.0.weight"] = (cfg.hidden,)  # LayerNorm scale
+        shapes[f"blocks.{i}.0.bias"] = (cfg.hidden,)
+        shapes[f"blocks.{i}.1.weight"] = (cfg.hidden, cfg.hidden)
+        shapes[f"blocks.{i}.1.bias"] = (cfg.hidden,)
+    shapes["out.weight"] = (cfg.horizon * len(cfg.quantiles), cfg.hidden)
+    shapes["out.bias"] = (cfg.horizon * len(cfg.quantiles),)
+    return shapes
 
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
+
+Float32Array = npt.NDArray[np.float32]
+Network = Callable[[Float32Array], npt.NDArray[np.floating[Any]]]
+"""Inputs (n, n_inputs) -> non-crossing normalised quantiles (n, horizon, Q)."""
+
+LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which the network was trained with
+# erf(x) = 1 - t * poly(t) * exp(-x^2), t = 1 / (1 + p x), for x >= 0 (Abramowitz and Stegun
+# 7.1.26; absolute error below 1.5e-7, under float32's resolution of GELU's output).
+_ERF_P = np.float32(0.3275911 / math.sqrt(2))  # for erf(a / sqrt 2)
+_ERF_HALF_POLY = [  # the polynomial's coefficients, halved: GELU takes half of erfc
+    np.float32(c / 2) for c in (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+]
+
+
+class QuantileNetwork:
+    """The trained network in numpy (float32), from a checkpoint's weights: what the operator
+    runs, so that it needs no torch. It computes what `QuantileMLP.forward` computes (tested
+    equal within 1e-5 on every shipped checkpoint).
+
+    Each LayerNorm's scale and shift are folded into the Linear after it (exact algebra), rows
+    are processed `CHUNK` at a time so the intermediate arrays stay in the CPU's cache, and the
+    matrix products run on one BLAS thread: on two shared cores OpenBLAS' default of a thread per
+    core made these small products 5x slower (bench/RESULTS.md, operator section).
+    """
+
+    CHUNK = 512
+
+    def __init__(self, cfg: ModelConfig, weights: Mapping[str, npt.NDArray[Any]]) -> None:
+        """`weights` as `read_weights` returns them: the tensors `weight_shapes` names."""
         self.horizon = cfg.horizon
         self.n_quantiles = len(cfg.quantiles)
         self.median = cfg.median_index
-        self.inp = nn.Linear(cfg.n_inputs, cfg.hidden)
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, cfg.hidden), nn.GELU())
-            for _ in range(cfg.blocks)
+
+        def f32(name: str) -> Float32Array:
+            return np.ascontiguousarray(weights[name], dtype=np.float32)
+
+        self.inp = (np.ascontiguousarray(f32("inp.weight").T), f32("inp.bias"))
+        self.blocks = []
+        for i in range(cfg.blocks):
+            scale = weights[f"blocks.{i}.0.weight"].astype(np.float64)
+            shift = weights[f"blocks.{i}.0.bias"].astype(np.float64)
+            weight = weights[f"blocks.{i}.1.weight"].astype(np.float64)
+            bias = weights[f"blocks.{i}.1.bias"].astype(np.float64)
+            # Linear(scale * n + shift) = n @ (weight * scale).T + (bias + weight @ shift)
+            self.blocks.append(
+                (
+                    np.ascontiguousarray((weight * scale[None, :]).T, dtype=np.float32),
+                    (bias + weight @ shift).astype(np.float32),
+                )
+            )
+        # Rows of the output layer are (horizon, quantile) pairs, horizon-major: reorder them
+        # quantile-major.
+        order = np.arange(cfg.horizon * len(cfg.quantiles)).reshape(cfg.horizon, -1).T.ravel()
+        self.out = (
+            np.ascontiguousarray(f32("out.weight")[order].T),
+            f32("out.bias")[order],
         )
-        self.out = nn.Linear(cfg.hidden, cfg.horizon * self.n_quantiles)
+        self._threads = ThreadpoolController()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.inp(x)
-        for block in self.blocks:
-            h = h + block(h)
-        raw = self.out(h).view(-1, self.horizon, self.n_quantiles)
+    def __call__(self, x: Float32Array) -> Float32Array:
+        with self._threads.limit(limits=1, user_api="blas"):
+            # An empty x is one empty chunk, so that the result has the right shape.
+            return np.concatenate(
+                [
+                    self._forward(np.asarray(x[i : i + self.CHUNK], dtype=np.float32))
+                    for i in range(0, max(len(x), 1), self.CHUNK)
+                ]
+            )
+
+    def _forward(self, x: Float32Array) -> Float32Array:
+        h = x @ self.inp[0]
+        h += self.inp[1]
+        work = np.empty_like(h), np.empty_like(h)
+        for weight, bias in self.blocks:
+            normed = h - h.mean(axis=1, keepdims=True)
+            variance = np.einsum("ij,ij->i", normed, normed)[:, None] / np.float32(h.shape[1])
+            normed *= 1 / np.sqrt(variance + np.float32(LAYER_NORM_EPS))
+            z = normed @ weight
+            z += bias
+            h += _gelu(z, *work)
+        # Outputs by quantile level, then horizon (the output layer's rows were reordered so):
+        # each level's values are one contiguous block.
+        out_weight, out_bias = self.out
+        raw = cast(Float32Array, h @ out_weight + out_bias).reshape(
+            -1, self.n_quantiles, self.horizon
+        )
         m = self.median
-        median = raw[:, :, m : m + 1]
-        gaps = nn.functional.softplus(raw)
-        above = median + torch.cumsum(gaps[:, :, m + 1 :], dim=2)
-        below = median - torch.flip(torch.cumsum(torch.flip(gaps[:, :, :m], [2]), dim=2), [2])
-        return torch.cat([below, median, above], dim=2)
+        median = raw[:, m]
+        gaps = _softplus(raw)
+        out = np.empty_like(raw)
+        out[:, m] = median
+        # The median plus (minus) the running sum of the gaps above (below) it, summed in the
+        # order torch's cumsum sums them.
+        total = np.zeros_like(median)
+        for q in range(m + 1, self.n_quantiles):
+            total += gaps[:, q]
+            np.add(median, total, out=out[:, q])
+        total[:] = 0
+        for q in range(m - 1, -1, -1):
+            total += gaps[:, q]
+            np.subtract(median, total, out=out[:, q])
+        return out.transpose(0, 2, 1)  # (n, horizon, Q)
 
 
-def pinball_loss(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
-    """Mean pinball (quantile) loss; pred (n, H, Q), target (n, H), quantiles (Q,)."""
-    diff = target[:, :, None] - pred
-    return torch.mean(torch.maximum(quantiles * diff, (quantiles - 1) * diff))
+def _softplus(x: Float32Array) -> Float32Array:
+    """log(1 + exp(x)), as max(x, 0) + log1p(exp(-|x|)): no overflow, and several times faster
+    than numpy's logaddexp."""
+    out = np.abs(x)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += np.maximum(x, np.float32(0))
+    return out
 
 
-def count_parameters(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
+def _gelu(z: Float32Array, a: Float32Array, t: Float32Array) -> Float32Array:
+    """GELU(z) = z * Phi(z) in place (torch's exact form, through erf), with two work arrays.
+
+    With a = |z| and q = erfc(a / sqrt 2) = t * poly(t) * exp(-a^2 / 2): GELU(z) =
+    max(z, 0) - a * q / 2 for either sign of z."""
+    np.abs(z, out=a)
+    np.multiply(a, _ERF_P, out=t)
+    t += np.float32(1)
+    np.reciprocal(t, out=t)
+    q = t * _ERF_HALF_POLY[4]
+    for c in reversed(_ERF_HALF_POLY[:4]):
+        q += c
+        q *= t
+    q *= a
+    np.multiply(a, a, out=t)
+    t *= np.float32(-0.5)
+    np.exp(t, out=t)
+    q *= t
+    np.maximum(z, np.float32(0), out=z)
+    z -= q
+    return z
 
 
 # --- checkpoint ---------------------------------------------------------------------------
 
 
-def save_checkpoint(path: str | Path, cfg: ModelConfig, net: QuantileMLP) -> None:
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in net.state_dict().items()
-    }
-    save_file(state, str(folder / WEIGHTS_FILE))
-    (folder / CONFIG_FILE).write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
-
-
-def load_checkpoint(path: str | Path) -> tuple[ModelConfig, QuantileMLP]:
-    """Read a checkpoint folder; CheckpointError says what is missing or incompatible."""
+def read_config(path: str | Path) -> ModelConfig:
+    """The config of a checkpoint folder; CheckpointError says what is missing or incompatible."""
     folder = Path(path)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not folder.is_dir():
@@ -283,23 +392,33 @@ def load_checkpoint(path: str | Path) -> tuple[ModelConfig, QuantileMLP]:
         raise CheckpointError(f"{config_path}: not readable JSON: {e}") from e
     if not isinstance(raw, dict):
         raise CheckpointError(f"{config_path}: expected a JSON object")
-    cfg = ModelConfig.from_json(raw, str(config_path))
-    net = QuantileMLP(cfg)
+    return ModelConfig.from_json(raw, str(config_path))
+
+
+def read_weights(path: str | Path, cfg: ModelConfig) -> dict[str, npt.NDArray[Any]]:
+    """The tensors of a checkpoint folder's safetensors file, as numpy arrays, checked against
+    the network `cfg` describes."""
+    weights_path = Path(path) / WEIGHTS_FILE
     try:
-        state = load_file(str(weights_path))
+        weights = load_file(str(weights_path))
     except Exception as e:  # safetensors raises its own error types for a corrupt file
         raise CheckpointError(f"{weights_path}: not a readable safetensors file: {e}") from e
-    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
+    expected = weight_shapes(cfg)
+    found = {k: tuple(v.shape) for k, v in weights.items()}
     if expected != found:
         diff = sorted(set(expected.items()) ^ set(found.items()))
         raise CheckpointError(
             f"{weights_path}: weights do not match the network described by {CONFIG_FILE} "
             f"(differing tensors and shapes: {diff[:6]})"
         )
-    net.load_state_dict(state)
-    net.eval()
-    return cfg, net
+    return weights
+
+
+def load_checkpoint(path: str | Path) -> tuple[ModelConfig, QuantileNetwork]:
+    """Read a checkpoint folder into the numpy network; CheckpointError says what is missing or
+    incompatible."""
+    cfg = read_config(path)
+    return cfg, QuantileNetwork(cfg, read_weights(path, cfg))
 
 
 # --- predictor ----------------------------------------------------------------------------
@@ -317,9 +436,9 @@ class ModelForecaster:
 
     name = "model"
 
-    def __init__(self, cfg: ModelConfig, net: QuantileMLP, fallback: Forecaster | None = None):
+    def __init__(self, cfg: ModelConfig, net: Network, fallback: Forecaster | None = None):
         self.cfg = cfg
-        self.net = net.eval()
+        self.net = net
         self.fallback: Forecaster = fallback or HoltWintersForecaster(season_s=cfg.season_s)
         self.shadow = SeasonalNaiveForecaster(season_s=cfg.season_s)
 
@@ -404,8 +523,7 @@ class ModelForecaster:
         usable = (observed >= cfg.min_history_steps) & (scale > 0)
         out = np.zeros((len(rows), cfg.horizon, len(cfg.quantiles)))
         if usable.any():
-            with torch.inference_mode():
-                out[usable] = self.net(torch.from_numpy(x[usable])).numpy()
+            out[usable] = self.net(x[usable])
         return out, usable, scale, observed
 
     def _recent_record(

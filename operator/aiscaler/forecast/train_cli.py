@@ -65,11 +65,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+TORCH_MISSING = (
+    "training needs torch, which the operator's own install leaves out; "
+    "install the training extra: pip install 'aiscaler[train]' (docs/forecast.md)"
+)
 
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch
+
+        from aiscaler.forecast.training import TrainConfig, train
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "torch":
+            raise
+        return fail("train", ModuleNotFoundError(TORCH_MISSING))
     from aiscaler.forecast.model import CheckpointError
-    from aiscaler.forecast.training import TrainConfig, train
 
     output_folder(args.out, "--out")  # before training, which takes minutes
     torch.set_num_threads(args.threads)

@@ -36,14 +36,11 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from aiscaler.forecast.data import TEST_FRACTION, Series, first_test_index
-from aiscaler.forecast.model import (
-    ModelConfig,
+from aiscaler.forecast.model import ModelConfig, gather_lags, input_lags, make_inputs
+from aiscaler.forecast.network import (
     QuantileMLP,
     count_parameters,
-    gather_lags,
-    input_lags,
-    load_checkpoint,
-    make_inputs,
+    load_network,
     pinball_loss,
     save_checkpoint,
 )
@@ -281,7 +278,7 @@ def train(
     torch.manual_seed(tcfg.seed)
     rng = np.random.default_rng(tcfg.seed + rank)
     if init_checkpoint is not None:
-        cfg, net = load_checkpoint(init_checkpoint)
+        cfg, net = load_network(init_checkpoint)
         tcfg = replace(tcfg, model=cfg)
     else:
         cfg = tcfg.model

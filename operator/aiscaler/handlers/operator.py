@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,21 +54,10 @@ def build_operator(settings: Settings, options: RunOptions) -> tuple[Operator, s
         settings=settings.measurement,
     )
     forecaster, why = load_default_forecaster(settings.model_path)
-    use_one_compute_thread()
     op = Operator(kube, metrics, forecaster, settings, options.namespace, Telemetry())
     if forecaster.name != "model":  # each service's Degraded condition says so
         op.model_problem = f"the forecast model is not in use: {why}"
     return op, why
-
-
-def use_one_compute_thread() -> None:
-    """Run torch's operators on one thread, if the forecaster loaded torch. The operator shares
-    its CPUs (Prometheus, the API server, other pods); torch's default of one OpenMP thread per
-    core then waits on preempted threads: on 2 shared cores the batched forecast of 1,000
-    series took 1.3 s with 2 threads and 0.5 s with 1 (bench/RESULTS.md, operator section)."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(1)
 
 
 def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
@@ -115,7 +104,7 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
             memo.loop.cancel()
         for runner in memo.get("runners", []):
             await runner.cleanup()
-        memo.operator.metrics.close()
+        memo.operator.close()
 
     @kopf.index(GROUP, VERSION, "inferenceservices", id="inferenceservices", registry=registry)
     def inferenceservices(body: kopf.Body, **_: Any) -> dict[None, dict[str, Any]]:
@@ -173,12 +162,17 @@ def _bodies(index: Any) -> list[dict[str, Any]]:
 async def planning_loop(
     op: Operator, health: Health, services_index: Any, trainings_index: Any, options: RunOptions
 ) -> None:
-    """Every tick: take or renew the Lease; if leading, run one tick over both indices."""
+    """Every tick: take or renew the Lease; if leading, run one tick over both indices.
+
+    Ticks start on a fixed schedule, every `tick_seconds` from the first: how long a tick takes
+    does not shift the ones after it. A tick that overruns its period starts the next one at the
+    next scheduled time (the missed ones are skipped, and logged)."""
     tick_s = float(op.settings.tick_seconds)
     # kopf fills the indices from its initial listing right after start-up; the first tick
     # waits one interval so it never plans with half of the objects.
-    await asyncio.sleep(tick_s)
+    scheduled = time.monotonic() + tick_s
     while True:
+        await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
         started = time.monotonic()
         health.last_loop = started
         try:
@@ -217,4 +211,13 @@ async def planning_loop(
         except Exception:  # the loop must outlive any one tick's failure
             op.telemetry.errors.labels("tick").inc()
             log.exception("planning tick failed")
-        await asyncio.sleep(max(0.0, tick_s - (time.monotonic() - started)))
+        following = next_tick(scheduled, tick_s, time.monotonic())
+        if following > scheduled + tick_s:
+            skipped = round((following - scheduled) / tick_s) - 1
+            log.warning("tick took %.1fs: %d tick(s) skipped", time.monotonic() - started, skipped)
+        scheduled = following
+
+
+def next_tick(scheduled: float, tick_s: float, now: float) -> float:
+    """The first time on the schedule `scheduled + k * tick_s` (k >= 1) that is not past."""
+    return scheduled + tick_s * max(1, math.ceil((now - scheduled) / tick_s))

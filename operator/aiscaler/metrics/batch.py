@@ -5,8 +5,11 @@ same selector label keys) and builds one confined range query per group and metr
 custom and training queries are one query each. `assemble` attributes each answer's series
 to the services by their (namespace, selector values) and turns points into readings.
 
-Every value is the newest point of a range query ending now, so its age is known: a point
-older than `stale_after_s` is Stale, no point within the window is Empty.
+Every reading is the newest point of a range query ending now (at `probe_step_s` over the last
+`probe_s`), so its age is known: a point older than `stale_after_s` is Stale, no point within
+the window is Empty. The demand history is read separately, on the model's step, and only as
+far back as the `HistoryCache` needs (metrics/history.py): the whole window once, then the new
+points and a re-read of the last `reread_s` each tick.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from dataclasses import dataclass
 from aiscaler.metrics import presets
 from aiscaler.metrics.errors import BadQuery, Empty, MetricError
 from aiscaler.metrics.guard import confine
-from aiscaler.metrics.readings import Point, Series, newest, to_history
+from aiscaler.metrics.history import HistoryCache
+from aiscaler.metrics.readings import Point, Series, newest
 from aiscaler.metrics.source import (
     History,
     JobQuery,
@@ -39,6 +43,7 @@ class Settings:
     probe_s: int = 300  # how far back the newest point of a reading is looked for
     probe_step_s: int = 15  # resolution of that look-back
     stale_after_s: float = 90.0  # a newest point older than this is Stale
+    reread_s: int = 300  # history points this recent are read again (late samples)
 
 
 @dataclass(frozen=True)
@@ -60,44 +65,55 @@ class Batch:
 
 
 def plan(
-    services: Sequence[ServiceQuery], jobs: Sequence[JobQuery], now: float, settings: Settings
+    services: Sequence[ServiceQuery],
+    jobs: Sequence[JobQuery],
+    now: float,
+    settings: Settings,
+    history: HistoryCache,
 ) -> list[Batch]:
+    """The queries of one tick. Demand history is read from where `history` needs it (the
+    whole window for a service it does not hold, else only the latest points): services of a
+    group that need the same range share one query."""
     end = float(round(now))  # the client sends whole seconds
-    history_start = end - (settings.history_points - 1) * settings.history_step_s
+    history_end = history.grid_end(now)
     demand_window = max(settings.history_step_s, settings.window_s)
     probe_start = end - settings.probe_s
-
-    def history(promql: str) -> RangeQuery:
-        return RangeQuery(promql, history_start, end, settings.history_step_s)
 
     def probe(promql: str) -> RangeQuery:
         return RangeQuery(promql, probe_start, end, settings.probe_step_s)
 
+    def history_from(start: float) -> Callable[[str], RangeQuery]:
+        return lambda promql: RangeQuery(promql, start, history_end, settings.history_step_s)
+
     batches: list[Batch] = []
-    # (kind, engine, unit or latency metric, quantile, selector keys) -> services
-    groups: dict[tuple[str, str, str, float, tuple[str, ...]], list[ServiceQuery]] = defaultdict(
-        list
+    # (kind, engine, unit or latency metric, quantile, selector keys, history start) -> services
+    groups: dict[tuple[str, str, str, float, tuple[str, ...], float | None], list[ServiceQuery]] = (
+        defaultdict(list)
     )
     for service in services:
+        start = history.read_from(service.key, service.demand_identity, now)
         if service.preset == "custom":
-            batches.append(_custom(service, history))
+            batches += _custom(service, history_from(start), probe)
             continue
         keys = tuple(sorted(service.selector))
-        groups[("demand", service.preset, service.unit, 0.0, keys)].append(service)
-        groups[("served", service.preset, "", 0.0, keys)].append(service)
-        groups[("queue", service.preset, "", 0.0, keys)].append(service)
-        groups[
-            ("latency", service.preset, service.latency_metric, service.latency_quantile, keys)
-        ].append(service)
+        for kind, variant, quantile, since in (
+            ("history", service.unit, 0.0, start),
+            ("demand", service.unit, 0.0, None),
+            ("served", "", 0.0, None),
+            ("queue", "", 0.0, None),
+            ("latency", service.latency_metric, service.latency_quantile, None),
+        ):
+            groups[(kind, service.preset, variant, quantile, keys, since)].append(service)
 
-    for (kind, engine, variant, quantile, keys), members in groups.items():
+    for (kind, engine, variant, quantile, keys, since), members in groups.items():
         namespaces = {m.namespace for m in members}
         try:
             by = presets.group_labels(keys)
-            if kind == "demand":
-                query = history(
-                    confine(presets.demand_query(engine, variant, by, demand_window), namespaces)
+            if kind in ("history", "demand"):
+                promql = confine(
+                    presets.demand_query(engine, variant, by, demand_window), namespaces
                 )
+                query = history_from(since)(promql) if since is not None else probe(promql)
             else:
                 query = probe(
                     confine(
@@ -142,13 +158,22 @@ def _throughput(job: JobQuery, probe: Callable[[str], RangeQuery]) -> Batch:
     )
 
 
-def _custom(service: ServiceQuery, history: Callable[[str], RangeQuery]) -> Batch:
-    def build() -> RangeQuery:
+def _custom(
+    service: ServiceQuery,
+    history: Callable[[str], RangeQuery],
+    probe: Callable[[str], RangeQuery],
+) -> list[Batch]:
+    """A custom demand query: its history and its newest value, each a query of its own."""
+    try:
         if not service.query:
             raise BadQuery("preset custom needs demand.query")
-        return history(confine(service.query, [service.namespace]))
-
-    return Batch("custom_demand", (), (service,), _or_error(build))
+        promql = confine(service.query, [service.namespace])
+    except BadQuery as error:
+        return [Batch(kind, (), (service,), error) for kind in ("custom_history", "custom_demand")]
+    return [
+        Batch("custom_history", (), (service,), history(promql)),
+        Batch("custom_demand", (), (service,), probe(promql)),
+    ]
 
 
 def _or_error(build: Callable[[], RangeQuery]) -> RangeQuery | MetricError:
@@ -168,35 +193,41 @@ def assemble(
     jobs: Sequence[JobQuery],
     now: float,
     settings: Settings,
+    history: HistoryCache,
 ) -> Measurements:
-    """Readings per service and job from each batch's answer (same order as `batches`)."""
+    """Readings per service and job from each batch's answer (same order as `batches`); the
+    history reads go into `history`, which then gives each service's demand history."""
     readings: dict[tuple[str, tuple[str, str]], Reading] = {}
-    histories: dict[tuple[str, str], History | MetricError] = {}
+    history_errors: dict[tuple[str, str], MetricError] = {}
     for batch, answer in zip(batches, answers, strict=True):
         if isinstance(batch.query, MetricError):
             answer = batch.query
         if batch.kind == "gpu":
             readings.update(_gpu(batch, answer, now, settings))
             continue
-        kind = "demand" if batch.kind == "custom_demand" else batch.kind
+        kind = batch.kind.removeprefix("custom_")
         for member, points in zip(batch.members, _points_per_member(batch, answer), strict=True):
-            what = f"{kind} of {member.namespace}/{member.name}"
             if isinstance(points, MetricError):
                 readings[(kind, member.key)] = points
-                histories[member.key] = points
-                continue
-            readings[(kind, member.key)] = newest(points, now, settings.stale_after_s, what)
-            if kind == "demand" and isinstance(batch.query, RangeQuery):
-                histories[member.key] = (
-                    to_history(
-                        points, batch.query.start, batch.query.step_s, settings.history_points
-                    )
-                    if points
-                    else Empty(f"no data for {what}")
-                )
+                if kind == "history":
+                    history_errors[member.key] = points
+            elif kind == "history":
+                assert isinstance(member, ServiceQuery) and isinstance(batch.query, RangeQuery)
+                query = batch.query
+                history.store(member.key, member.demand_identity, query.start, query.end, points)
+            else:
+                what = f"{kind} of {member.namespace}/{member.name}"
+                readings[(kind, member.key)] = newest(points, now, settings.stale_after_s, what)
+    history.prune(now)
 
     def get(kind: str, key: tuple[str, str]) -> Reading:
         return readings.get((kind, key), Empty(f"no {kind} query for {key[0]}/{key[1]}"))
+
+    def demand_history(service: ServiceQuery) -> History | MetricError:
+        if service.key in history_errors:
+            return history_errors[service.key]
+        held = history.history(service.key)
+        return held or Empty(f"no data for demand of {service.namespace}/{service.name}")
 
     result: dict[tuple[str, str], ServiceMetrics] = {}
     for service in services:
@@ -204,7 +235,7 @@ def assemble(
         custom = service.preset == "custom"
         result[key] = ServiceMetrics(
             demand=get("demand", key),
-            demand_history=histories[key],
+            demand_history=demand_history(service),
             served=None if custom else get("served", key),
             latency=None if custom else get("latency", key),
             queue=None if custom else get("queue", key),

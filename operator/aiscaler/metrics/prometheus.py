@@ -1,7 +1,8 @@
 """The Prometheus metrics source: one batched round of range queries per tick.
 
 Built once at start-up and reused: one `PrometheusConnect` (one HTTP session, so connections
-are kept alive) and one thread pool that bounds how many queries run at the same time.
+are kept alive), one thread pool that bounds how many queries run at the same time, and the
+demand history of every service (`HistoryCache`), so that a tick reads only what is new.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib3.util.retry import Retry
 
 from aiscaler.metrics.batch import Answer, RangeQuery, Settings, assemble, plan
 from aiscaler.metrics.errors import BadResponse, MetricError, Timeout, Unreachable
+from aiscaler.metrics.history import HistoryCache
 from aiscaler.metrics.readings import error_from_http, parse_result
 from aiscaler.metrics.source import JobQuery, Measurements, ServiceQuery
 
@@ -55,16 +57,20 @@ class PrometheusMetrics:
             url=url, retry=retry, timeout=timeout_s, headers=dict(_HEADERS)
         )
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="prometheus")
+        self.history = HistoryCache(
+            self.settings.history_step_s, self.settings.history_points, self.settings.reread_s
+        )
 
     def measure(
         self, services: Sequence[ServiceQuery], jobs: Sequence[JobQuery], now: float
     ) -> Measurements:
-        batches = plan(services, jobs, now, self.settings)
+        batches = plan(services, jobs, now, self.settings, self.history)
         try:
             token = self._token()
         except OSError as error:  # every reading says why, as for an unreachable Prometheus
             failed = Unreachable(f"cannot read the bearer token file: {error.strerror or error}")
-            return assemble(batches, [failed] * len(batches), services, jobs, now, self.settings)
+            answers: list[Answer] = [failed] * len(batches)
+            return assemble(batches, answers, services, jobs, now, self.settings, self.history)
         answers = list(
             self._pool.map(
                 lambda batch: (
@@ -75,7 +81,7 @@ class PrometheusMetrics:
                 batches,
             )
         )
-        return assemble(batches, answers, services, jobs, now, self.settings)
+        return assemble(batches, answers, services, jobs, now, self.settings, self.history)
 
     def _token(self) -> str:
         """The bearer token ("" without one), re-read every tick (projected service-account

@@ -1,8 +1,8 @@
 """Turn Prometheus HTTP API answers into typed values. Pure: no I/O.
 
 `parse_result` reads the `data.result` member of a query or query_range answer (vector,
-matrix, scalar or string); `error_from_http` reads an error answer; `newest` and `to_history`
-make a `Reading` and a `History` out of a series' points.
+matrix, scalar or string); `error_from_http` reads an error answer; `newest` makes a `Reading`
+out of a series' points.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from aiscaler.metrics.errors import (
     BadQuery,
@@ -25,7 +23,7 @@ from aiscaler.metrics.errors import (
     Timeout,
     Unreachable,
 )
-from aiscaler.metrics.source import History, Reading, Sample
+from aiscaler.metrics.source import Reading, Sample
 
 Point = tuple[float, float]  # (unix seconds, value)
 
@@ -96,16 +94,6 @@ def newest(points: Sequence[Point], now: float, stale_after_s: float, what: str)
     if age > stale_after_s:
         return Stale(f"newest {what} is {age:.0f}s old (limit {stale_after_s:.0f}s)")
     return Sample(value, time)
-
-
-def to_history(points: Sequence[Point], start: float, step_s: float, length: int) -> History:
-    """Points placed on the grid start + i * step_s; missing and non-finite points are NaN."""
-    values = np.full(length, np.nan)
-    for time, value in points:
-        index = round((time - start) / step_s)
-        if 0 <= index < length and math.isfinite(value):
-            values[index] = value
-    return History(start, step_s, values)
 
 
 def _short(value: Any) -> str:

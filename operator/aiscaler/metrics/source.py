@@ -58,6 +58,11 @@ class ServiceQuery:
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
 
+    @property
+    def demand_identity(self) -> tuple[object, ...]:
+        """What the service's demand series is: when it changes, its history is read anew."""
+        return (self.preset, self.unit, self.query, tuple(sorted(self.selector.items())))
+
 
 @dataclass(frozen=True)
 class JobQuery:

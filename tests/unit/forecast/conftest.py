@@ -8,7 +8,7 @@ import pytest
 import torch
 from forecast_helpers import TINY
 
-from aiscaler.forecast.model import QuantileMLP, save_checkpoint
+from aiscaler.forecast.network import QuantileMLP, save_checkpoint
 
 # The machine is shared: one thread keeps the tiny trainings fast and predictable.
 torch.set_num_threads(1)

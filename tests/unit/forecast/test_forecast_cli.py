@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,19 @@ def test_trace_with_a_gap_still_backtests(tmp_path: Path, tiny_checkpoint: Path)
                  "--model", str(tiny_checkpoint)]) == 0  # fmt: skip
     for r in json.loads(out.read_text())["results"]:
         assert np.isfinite([r["mase"], r["wql"], r["coverage_80"]]).all()
+
+
+def test_train_without_torch_says_to_install_the_train_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    # The operator's own install has no torch: `import torch` fails as it does there.
+    monkeypatch.setitem(sys.modules, "torch", None)
+    for module in ("aiscaler.forecast.training", "aiscaler.forecast.network"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    trace = write_trace(tmp_path / "t.csv", daily_like(300, 10))
+    argv = ["train", "--trace", str(trace), "--out", str(tmp_path / "new"), "--steps", "3"]
+    assert main(argv) == 2
+    out = capsys.readouterr().err
+    assert "aiscaler train: error: training needs torch" in out
+    assert "pip install 'aiscaler[train]'" in out
+    assert not (tmp_path / "new").exists()

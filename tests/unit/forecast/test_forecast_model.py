@@ -18,15 +18,20 @@ from aiscaler.forecast.model import (
     ZERO_NOTE,
     CheckpointError,
     ModelForecaster,
-    QuantileMLP,
-    count_parameters,
+    QuantileNetwork,
     gather_lags,
     input_lags,
     interpolate_quantiles,
     load_checkpoint,
+    read_weights,
+    with_zero_mass,
+)
+from aiscaler.forecast.network import (
+    QuantileMLP,
+    count_parameters,
+    load_network,
     pinball_loss,
     save_checkpoint,
-    with_zero_mass,
 )
 
 nan = np.nan
@@ -82,7 +87,7 @@ def test_interpolate_quantiles_is_exact_on_trained_levels_and_linear_between():
 
 def test_checkpoint_round_trip_gives_the_same_forecasts(tiny_checkpoint: Path, tmp_path: Path):
     f1 = ModelForecaster.load(tiny_checkpoint)
-    cfg, net = load_checkpoint(tiny_checkpoint)
+    cfg, net = load_network(tiny_checkpoint)
     save_checkpoint(tmp_path / "copy", cfg, net)
     f2 = ModelForecaster.load(tmp_path / "copy")
     h = [daily_like(40, 10)]
@@ -276,12 +281,13 @@ def test_a_mostly_zero_series_gets_zero_low_quantiles_and_keeps_its_upper_ones(
     # the median are 0; above the median is what the calibrated network says.
     rng = np.random.default_rng(0)
     sparse = np.where(rng.random(200) < 0.3, rng.gamma(2.0, 50.0, 200), 0.0)
-    f = ModelForecaster.load(tiny_checkpoint)
-    with torch.no_grad():
-        f.net.out.weight.zero_()
-        bias = f.net.out.bias.view(TINY.horizon, len(TINY.quantiles))
-        bias.fill_(-6.0)  # quantile gaps of softplus(-6) = 0.25% of the level
-        bias[:, TINY.median_index] = 1.0
+    cfg = load_checkpoint(tiny_checkpoint)[0]
+    weights = read_weights(tiny_checkpoint, cfg)
+    weights["out.weight"][:] = 0.0
+    levels = weights["out.bias"].reshape(TINY.horizon, len(TINY.quantiles))
+    levels[:] = -6.0  # quantile gaps of softplus(-6) = 0.25% of the level
+    levels[:, TINY.median_index] = 1.0
+    f = ModelForecaster(cfg, QuantileNetwork(cfg, weights))
     q = [0.1, 0.25, 0.5, 0.9, 0.99]
     (fc,) = f.forecast([sparse], 60, 4, q)
     assert (fc.source, fc.note) == ("model", "")

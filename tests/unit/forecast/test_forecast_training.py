@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from aiscaler.forecast.data import Series, first_test_index
 from aiscaler.forecast.model import CONFIG_FILE, ModelForecaster, load_checkpoint
+from aiscaler.forecast.network import load_network
 from aiscaler.forecast.training import (
     TrainConfig,
     Validation,
@@ -145,7 +146,7 @@ def test_the_validation_loss_is_the_pinball_loss_on_the_held_out_tail(tmp_path: 
     data = [_series(400), _series(400, seed=1)]
     record = train(data, replace(FAST, log_every=FAST.steps), tmp_path / "p", log=lambda _: None)
     _, validation = split_windows(data, TINY, FAST.holdout_fraction)
-    _, net = load_checkpoint(tmp_path / "p")
+    _, net = load_network(tmp_path / "p")
     loss = Validation(validation, FAST, torch.device("cpu")).loss(net)
     assert record["validation_series"] == 2 and record["selected_step"] == FAST.steps
     assert loss == pytest.approx(record["validation_pinball"], abs=1e-5)
@@ -153,7 +154,7 @@ def test_the_validation_loss_is_the_pinball_loss_on_the_held_out_tail(tmp_path: 
 
 def test_the_validation_loss_weighs_each_series_by_its_relative_error(tiny_checkpoint: Path):
     # Geometric mean over series: a series with 100x smaller losses still counts as much.
-    _, net = load_checkpoint(tiny_checkpoint)
+    _, net = load_network(tiny_checkpoint)
     _, windows = split_windows([_series(400), _series(400, seed=1)], TINY, 0.2)
     one = [Validation([w], FAST, torch.device("cpu")).loss(net) for w in windows]
     both = Validation(windows, FAST, torch.device("cpu")).loss(net)

@@ -1,8 +1,10 @@
-"""The tick asks the forecaster for FORECAST_BATCH series at a time: same forecasts, in order."""
+"""The tick asks the forecaster for FORECAST_BATCH series at a time (same forecasts, in order),
+and only for the services whose history changed since their last forecast."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 
 import numpy as np
 import numpy.typing as npt
@@ -11,7 +13,8 @@ import pytest
 from aiscaler.core.types import Forecast
 from aiscaler.forecast.base import Forecaster
 from aiscaler.forecast.baselines import HoltWintersForecaster
-from aiscaler.handlers.tick import FORECAST_BATCH, QUANTILES, forecast_in_batches
+from aiscaler.handlers.measure import FORECAST_BATCH, QUANTILES, _forecasts, forecast_in_batches
+from aiscaler.metrics.source import History
 
 
 class Recording:
@@ -92,3 +95,26 @@ def test_batches_give_the_forecasts_of_one_call(build: Callable[[], Forecaster])
         assert (many.source, many.note) == (one.source, one.note)
         # float32 matrix products may round differently with another number of rows
         np.testing.assert_allclose(many.values, one.values, rtol=1e-5, atol=1e-9)
+
+
+def test_the_model_runs_only_for_services_whose_history_changed() -> None:
+    forecaster = Recording()
+    op = SimpleNamespace(forecaster=forecaster, forecasts={})
+    histories = {f"ns/s{i}": History(600.0, 60.0, np.full(10, float(i))) for i in range(5)}
+    first = _forecasts(op, histories, 60.0, 3)
+    assert forecaster.calls == [5]
+    # The next tick in the same step: nothing new, nothing forecast, the same forecasts.
+    again = _forecasts(op, dict(histories), 60.0, 3)
+    assert forecaster.calls == [5] and again == first
+    # A late sample changes one history; another service is new; one is gone.
+    late = histories["ns/s1"].values.copy()
+    late[-1] = 7.5
+    histories |= {"ns/s1": History(600.0, 60.0, late), "ns/new": History(600.0, 60.0, np.ones(10))}
+    del histories["ns/s4"]
+    _forecasts(op, histories, 60.0, 3)
+    assert forecaster.calls == [5, 2] and set(op.forecasts) == set(histories)
+    # A new step (the window moves on) or another horizon: everything is forecast again.
+    moved = {name: History(660.0, 60.0, h.values) for name, h in histories.items()}
+    _forecasts(op, moved, 60.0, 3)
+    _forecasts(op, moved, 60.0, 4)
+    assert forecaster.calls[-2:] == [len(moved), len(moved)]

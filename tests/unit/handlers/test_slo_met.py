@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from aiscaler.handlers.tick import restored, slo_met
+from aiscaler.handlers.measure import slo_met
+from aiscaler.handlers.tick import restored
 from aiscaler.metrics.errors import Empty
 from aiscaler.metrics.source import Reading, Sample
 

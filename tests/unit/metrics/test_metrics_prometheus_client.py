@@ -181,6 +181,6 @@ def test_measure_sends_the_bearer_token_read_from_its_file_each_tick(
         source.close()
     assert first.services[service.key].demand == Sample(4.0, now)
     tokens = [auth for _, _, auth in state.requests]
-    assert len(tokens) == 10  # demand, served, queue, latency, gpu; twice
-    assert tokens.count("Bearer first") == 5 and tokens.count("Bearer second") == 5
-    assert state.accept_encodings == ["identity"] * 10  # the token adds to the headers
+    assert len(tokens) == 12  # demand history, demand, served, queue, latency, gpu; twice
+    assert tokens.count("Bearer first") == 6 and tokens.count("Bearer second") == 6
+    assert state.accept_encodings == ["identity"] * 12  # the token adds to the headers

@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from aiscaler.metrics.errors import (
@@ -20,12 +19,12 @@ from aiscaler.metrics.errors import (
     Timeout,
     Unreachable,
 )
+from aiscaler.metrics.history import HistoryCache
 from aiscaler.metrics.readings import (
     Series,
     error_from_http,
     newest,
     parse_result,
-    to_history,
 )
 from aiscaler.metrics.source import Sample
 
@@ -96,8 +95,9 @@ def test_non_finite_newest_value_is_not_finite(name: str) -> None:
 
 def test_nan_points_of_a_matrix_are_missing_in_the_history() -> None:
     [series] = parse_result(result_of("matrix_nan"))
-    history = to_history(series.points, AT - 60, 60, 2)
-    assert np.isnan(history.values).all()
+    cache = HistoryCache(60, 2, 300)
+    cache.store("s", "q", AT - 60, AT, series.points)
+    assert cache.history("s") is None  # nothing but missing points
 
 
 @pytest.mark.parametrize(
@@ -159,30 +159,6 @@ NEWEST = [
 @pytest.mark.parametrize(("points", "expected"), NEWEST)
 def test_newest(points: tuple[tuple[float, float], ...], expected: object) -> None:
     assert newest(points, NOW, 90, "demand") == expected
-
-
-def test_history_places_points_on_the_grid_and_leaves_gaps_nan() -> None:
-    points = ((100.0, 1.0), (160.0, 2.0), (280.0, math.inf), (340.0, 5.0), (400.0, 9.0))
-    history = to_history(points, start=100.0, step_s=60.0, length=5)
-    # 100 -> 0, 160 -> 1, 220 missing, 280 is +Inf (missing), 340 -> 4, 400 beyond the grid.
-    np.testing.assert_array_equal(history.values, [1.0, 2.0, np.nan, np.nan, 5.0])
-    assert history.end == 340.0
-
-
-@pytest.mark.parametrize(
-    ("points", "expected"),
-    [
-        # start 100, step 60: off-grid times go to the nearest grid point (125 -> 0.42 -> 0)
-        (((125.0, 1.0), (185.0, 2.0)), [1.0, 2.0, np.nan]),
-        # exactly half way rounds to even, as round() does: 0.5 -> 0, 1.5 -> 2
-        (((130.0, 1.0), (190.0, 2.0)), [1.0, np.nan, 2.0]),
-        (((40.0, 7.0), (99.0, 3.0)), [3.0, np.nan, np.nan]),  # -1 is before the start: dropped
-        (((100.0, -math.inf), (160.0, math.nan)), [np.nan, np.nan, np.nan]),
-        ((), [np.nan, np.nan, np.nan]),
-    ],
-)
-def test_history_grid_edges(points: tuple[tuple[float, float], ...], expected: list[float]) -> None:
-    np.testing.assert_array_equal(to_history(points, 100.0, 60.0, 3).values, expected)
 
 
 def test_a_bad_sample_deep_in_a_long_series_is_named() -> None:
