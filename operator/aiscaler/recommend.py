@@ -213,10 +213,14 @@ def _demand(
     step and length) up to `end`; None when Prometheus has none for it."""
     from aiscaler.metrics.batch import plan
     from aiscaler.metrics.errors import MetricError
+    from aiscaler.metrics.history import HistoryCache
     from aiscaler.metrics.ranges import one_series, read_range
 
+    empty = HistoryCache(settings.history_step_s, settings.history_points, settings.reread_s)
     [batch] = [
-        b for b in plan([target.query], [], end, settings) if b.kind in ("demand", "custom_demand")
+        b
+        for b in plan([target.query], [], end, settings, empty)
+        if b.kind in ("demand", "custom_demand")
     ]
     if isinstance(batch.query, MetricError):
         raise InputError(f"{target.label}: {batch.query}")
@@ -263,7 +267,7 @@ def _decide(
     `current`, the target is taken to run what the observed demand needs."""
     from aiscaler.core.planner import plan_service, replicas_for
     from aiscaler.core.types import PlannerConfig, ScaleMemory, ServiceObservation
-    from aiscaler.handlers.tick import QUANTILES
+    from aiscaler.handlers.measure import QUANTILES
 
     config = PlannerConfig()
     if recent is None:  # the planner holds and says why, as the operator would
