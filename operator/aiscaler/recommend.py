@@ -220,7 +220,7 @@ def _demand(
     [batch] = [
         b
         for b in plan([target.query], [], end, settings, empty)
-        if b.kind in ("demand", "custom_demand")
+        if b.kind in ("history", "custom_history")
     ]
     if isinstance(batch.query, MetricError):
         raise InputError(f"{target.label}: {batch.query}")

@@ -49,8 +49,8 @@ def recommend(world, tmp_path: Path, *source: str, since: str = f"{DAYS}d") -> t
 
 def test_the_decision_now_and_the_replay_match_export_and_simulate(world, tmp_path, capsys):
     code, found = recommend(world, tmp_path, "--service", str(SERVICE), "--current-replicas", "3")
-    out = capsys.readouterr().out
-    assert code == 0, out
+    out, err = capsys.readouterr()
+    assert code == 0, err
 
     # Now: the planner on the vLLM preset's query of inference/llama-3-70b: the demand of the
     # last bin, a forecast, and replicas that serve what it plans for at 6.5/s per replica.
