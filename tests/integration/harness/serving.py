@@ -38,6 +38,7 @@ class Serving:
 
     def __init__(self) -> None:
         self.in_system = 0.0  # requests being served or waiting
+        self.queued = 0.0  # of which waiting for a slot, at the end of the last step
 
     def step(self, arrivals: float, ready: int, capacity: float, interval_s: float) -> Served:
         """Serve `arrivals` requests arriving over `interval_s` seconds with `ready` replicas of
@@ -48,11 +49,13 @@ class Serving:
         before = self.in_system
         after, busy, _ = fluid_step(before, arrivals / interval_s, per_slot, busy_slots, interval_s)
         self.in_system = after
-        queued_before = max(0.0, before - busy_slots)
+        # Waiting at the start: as the last step left them (the Ready replicas may have changed).
+        queued_before = self.queued
         queued_after = max(0.0, after - busy_slots)
+        self.queued = queued_after
         started = max(0.0, queued_before + arrivals - queued_after)
         running = busy / interval_s
-        if started <= 0.0:
+        if started <= 0.0 or ready == 0:
             return Served(running, queued_after, 0.0, ())
         rate = busy_slots * per_slot
         first, last = queued_before / rate, queued_after / rate
