@@ -100,7 +100,8 @@ def test_scale_down_after_the_stabilisation_window(closed_loop: Run):
 
 
 @pytest.mark.xfail(
-    reason="open defect since the merges of issues 13, 16-18: the operator counts one metrics-stage "
+    reason="open defect since the merges of issues 13, 16-18: the operator counts one metrics "
+    "stage "
     "error per tick in the closed loop (aiscaler_errors_total{stage=\"metrics\"} ~140); "
     "reported in the stop's closing note, to be fixed before issue 15 is resolved",
     strict=False,
