@@ -28,33 +28,30 @@ def last_window(run: Run, now: float) -> int:
 
 
 @numba.njit(cache=True)
-def _windows(run: Run, span_s: float) -> int:
-    return max(1, round(span_s / run.p[0].scrape_s))
+def _span(run: Run, now: float, span_s: float) -> tuple[int, int]:
+    """The scrape windows (first, last) covering `span_s` up to the latest; last < 0: none yet."""
+    last = last_window(run, now)
+    windows = max(1, round(span_s / run.p[0].scrape_s))
+    return max(0, last - windows + 1), last
 
 
 @numba.njit(cache=True)
 def request_rate(run: Run, now: float, span_s: float) -> float:
     """Requests/s over the scrape windows covering `span_s` up to the latest (nan: none yet)."""
-    last = last_window(run, now)
+    first, last = _span(run, now, span_s)
     if last < 0:
         return math.nan
-    first = max(0, last - _windows(run, span_s) + 1)
-    arrived = 0.0
-    for w in range(first, last + 1):
-        arrived += run.win_arrivals[w]
+    arrived = run.win_arrivals[first : last + 1].sum()
     return arrived / ((last + 1 - first) * run.p[0].scrape_s)
 
 
 @numba.njit(cache=True)
 def concurrency(run: Run, now: float, span_s: float) -> float:
     """Mean requests running plus waiting over the windows covering `span_s` (nan: none yet)."""
-    last = last_window(run, now)
+    first, last = _span(run, now, span_s)
     if last < 0:
         return math.nan
-    first = max(0, last - _windows(run, span_s) + 1)
-    total = 0.0
-    for w in range(first, last + 1):
-        total += run.win_running[w] + run.win_waiting[w]
+    total = run.win_running[first : last + 1].sum() + run.win_waiting[first : last + 1].sum()
     return total / ((last + 1 - first) * run.p[0].scrape_s)
 
 

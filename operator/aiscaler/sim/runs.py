@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from multiprocessing import get_context
 from typing import Any
 
@@ -98,6 +99,11 @@ class Scenario:
             self.workloads[seed] = make_workload(self.rates, self.config, seed, self.kernel)
         return self.workloads[seed]
 
+    @cached_property
+    def oracle_need(self) -> npt.NDArray[np.int64]:
+        """Replicas the oracle needs per second: the oracle's pods and static sizing use it."""
+        return oracle_need(self.rates, self.config)
+
     def table(self, seed: int, goals: Sequence[float]) -> ForecastTable:
         """The forecasts of this seed's arrivals, covering the lead time and every goal."""
         step = forecast_step(self.bin_s)
@@ -156,7 +162,7 @@ def run_config(
         table = scenario.table(seed, [knobs.goal])
         run_aiscaler(run, cfg, knobs, table, first_rate)
     elif config.policy == "oracle":
-        need = np.minimum(oracle_need(scenario.rates, cfg), cfg.max_replicas)
+        need = np.minimum(scenario.oracle_need, cfg.max_replicas)
         requested, stops = oracle_pods(need, cfg.cold_start_s)
         run_schedule(run, requested, stops)
     else:
@@ -189,8 +195,7 @@ def initial_replicas(policy: np.void, config: SimConfig, rate: float) -> int:
 
 def static_replicas(scenario: Scenario, quantile: float) -> int:
     """Fixed replicas sized with hindsight: the oracle's need at its peak (or a quantile)."""
-    need = oracle_need(scenario.rates, scenario.config)
-    return max(1, int(np.ceil(np.quantile(need, quantile))))
+    return max(1, int(np.ceil(np.quantile(scenario.oracle_need, quantile))))
 
 
 _SCENARIO: Scenario | None = None  # the scenario worker processes run (inherited by fork)
@@ -208,10 +213,12 @@ def run_configs(
     keep_series: Callable[[PolicyConfig], bool] = lambda c: False,
 ) -> list[list[SeedRun]]:
     """Every configuration on every seed, on `jobs` worker processes (default: one per CPU).
-    Workloads, forecasts and compiled code are prepared first, so the forked workers share
-    them."""
+    Workloads, the oracle's need, forecasts and compiled code are prepared first, so the forked
+    workers share them."""
     for seed in scenario.seeds:
         scenario.workload(seed)
+    if any(c.policy in ("oracle", "static") for c in configs):
+        _ = scenario.oracle_need
     if any(c.policy == "aiscaler" for c in configs):
         goals = [c.params.get("goal", scenario.config.slo_attainment) for c in configs]
         for seed in scenario.seeds:
