@@ -75,10 +75,11 @@ def closed_loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         helm_binary = Helm.installed()
         cluster = LocalCluster(workdir / "cluster", ClusterConfig.load())
     steady = loop.llama_workload(time.time() - 3600, BIN_S, [LOW])  # an hour of LOW so far
-    cluster.start([steady])
+    idle = loop.idle_assistant_workload(steady.start, BIN_S)
+    cluster.start([steady, idle])
     operator = ReleasedOperator(cluster, workdir / "operator", NAMESPACE, RELEASE)
     try:
-        yield replay(cluster, Helm(helm_binary.binary, cluster.kubeconfig), operator, steady)
+        yield replay(cluster, Helm(helm_binary.binary, cluster.kubeconfig), operator, steady, idle)
     finally:
         operator.stop()
         cluster.stop()
@@ -87,17 +88,21 @@ def closed_loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 
 def replay(
-    cluster: LocalCluster, helm: Helm, operator: ReleasedOperator, steady: loop.Workload
+    cluster: LocalCluster,
+    helm: Helm,
+    operator: ReleasedOperator,
+    steady: loop.Workload,
+    idle: loop.Workload,
 ) -> Run:
     install_output = loop.install_chart(cluster, helm)
     examples = loop.apply_examples(cluster)
     loop.wait_ready(cluster, replicas=2)  # the vLLM Deployment as it was before aiscaler
-    cluster.set_workloads([steady])
+    cluster.set_workloads([steady, idle])
     operator.start()
     rates = ramp_rates()
     workload = loop.replay_at(steady, time.time() + 30, rates)  # first ticks: the steady state
     start = workload.end - BIN_S * len(rates)
-    cluster.set_workloads([workload])
+    cluster.set_workloads([workload, idle])
     recorder = loop.Recorder(cluster, workload, TTFT_TARGET_S)
     end = start + BIN_S * len(rates)
     timeline = loop.Timeline(list(recorder.record(end, every_s=3.0)))

@@ -99,13 +99,6 @@ def test_scale_down_after_the_stabilisation_window(closed_loop: Run):
     assert last.desired <= math.ceil(2 * LOW / CAPACITY) + 1, last
 
 
-@pytest.mark.xfail(
-    reason="the scale-to-zero example reads its demand from an nginx ingress counter "
-    "(examples/inferenceservice-owned-scale-to-zero.yaml), which the local cluster does not "
-    "emulate: the operator rightly holds it with a no-data reading error on every tick; the "
-    "emulator should expose that counter",
-    strict=False,
-)
 def test_the_operator_ran_with_the_chart_rbac_without_errors(closed_loop: Run):
     errors = re.findall(r'^aiscaler_errors_total\{stage="(\w+)"\} ([0-9.e+]+)$',
                         closed_loop.operator_metrics, re.M)  # fmt: skip

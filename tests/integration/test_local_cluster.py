@@ -59,7 +59,9 @@ def fast_cluster(tmp_path: Path):
     with component_or_skip():
         cluster = LocalCluster(tmp_path / "cluster", ClusterConfig.load(config_path))
     now = time.time()
-    history = Workload("default", "web", 5.0, now - 1800, 60.0, (10.0,), {"model_name": "m"})
+    history = Workload(
+        "default", "web", 5.0, now - 1800, 60.0, (10.0,), {"model_name": "m"}, ingress="web"
+    )
     cluster.start([history])
     try:
         yield cluster, history
@@ -136,6 +138,10 @@ def test_pods_wait_for_gpus_and_nodes_come_and_go(fast_cluster):
     wait_for("a live scrape", lambda: (r := value(rate)) is not None and 9.0 < r < 11.0, 30)
     # The live counter goes on from the history's half hour of 10 requests/s.
     assert value("max(vllm:request_success_total)") >= 10.0 * 1800
+    # The Ingress in front counts the same requests, as a service scaled to zero reads them.
+    ingress = 'sum(rate(nginx_ingress_controller_requests{ingress="web"}[30s]))'
+    assert 9.0 < (value(ingress) or 0.0) < 11.0
+    assert value('max(nginx_ingress_controller_requests{namespace="default"})') >= 10.0 * 1800
 
     apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 0}})
     wait_for(

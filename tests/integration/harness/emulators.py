@@ -2,7 +2,9 @@
 
 - `WorkloadEmulator`, one per served Deployment (what an InferenceService scales): vLLM's
   metrics for a demand given as requests/s per time bin (a trace), served by the Deployment's
-  Ready pods as read from the API, `capacity` requests/s each, through `harness.serving`.
+  Ready pods as read from the API, `capacity` requests/s each, through `harness.serving`; and,
+  for a workload behind an Ingress, ingress-nginx's request counter, which counts every request
+  that arrives, served or not (what a service scaled to zero reads its demand from).
   Its series carry `namespace`, the engine labels given (e.g. `model_name`) and fixed `job` /
   `instance` labels, so that the history written before Prometheus starts (`history`) and the
   series scraped afterwards are one series.
@@ -31,7 +33,12 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    UnknownMetricFamily,
+)
 
 from aiscaler.core.nodes import nodes_needed
 from aiscaler.kube.gpus import pod_gpu_request
@@ -53,6 +60,9 @@ REQUEST_BUCKETS = (
     240.0, 480.0, 960.0, 1920.0, 7680.0,
 )  # fmt: skip
 HISTORY_STEP_S = 15.0  # spacing of the samples written as history
+# ingress-nginx's request counter. Its Go client names it without `_total`, which
+# prometheus_client writes for counters only, so it is exposed untyped, as Prometheus reads it.
+INGRESS_REQUESTS = "nginx_ingress_controller_requests"
 
 
 # -- workloads -----------------------------------------------------------------------------------
@@ -70,6 +80,7 @@ class Workload:
     bin_s: float
     rates: tuple[float, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
+    ingress: str | None = None  # the Ingress in front of the Deployment, if any
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Workload:
@@ -84,6 +95,7 @@ class Workload:
             bin_s=float(raw["binSeconds"]),
             rates=rates,
             labels={str(k): str(v) for k, v in (raw.get("labels") or {}).items()},
+            ingress=raw.get("ingress"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +107,7 @@ class Workload:
             "binSeconds": self.bin_s,
             "rates": list(self.rates),
             "labels": dict(self.labels),
+            "ingress": self.ingress,
         }
 
     @property
@@ -162,6 +175,7 @@ class WorkloadEmulator:
         self.serving = Serving()
         self.t = min(now, workload.start)
         self.ready = 0
+        self.arrived = 0.0
         self.requests = 0.0
         self.running = 0.0
         self.waiting = 0.0
@@ -174,6 +188,7 @@ class WorkloadEmulator:
         if now <= self.t:
             return
         arrivals = self.workload.arrivals(self.t, now)
+        self.arrived += arrivals
         self._record(self.serving.step(arrivals, ready, self.workload.capacity, now - self.t))
         self.ready, self.t = ready, now
 
@@ -217,7 +232,20 @@ class WorkloadEmulator:
                 out.append((f"{name}_bucket", {**labels, "le": bound}, count))
             out.append((f"{name}_sum", labels, histogram.sum))
             out.append((f"{name}_count", labels, histogram.cumulative()[-1][1]))
+        if self.workload.ingress:
+            out.append((INGRESS_REQUESTS, self.ingress_labels(), self.arrived))
         return out
+
+    def ingress_labels(self) -> dict[str, str]:
+        w = self.workload
+        return {
+            "job": "ingress-nginx",
+            "instance": "ingress-nginx-controller",
+            "namespace": w.namespace,
+            "ingress": str(w.ingress),
+            "service": w.deployment,
+            "status": "200",
+        }
 
 
 def history(workloads: Iterable[Workload], until: float) -> list[Series]:
@@ -254,6 +282,8 @@ class WorkloadCollector:
             base = next((h for h in HISTOGRAMS if name.startswith(h + "_")), None)
             if base is not None:
                 family = families.setdefault(base, HistogramMetricFamily(base, "vLLM latency"))
+            elif name == INGRESS_REQUESTS:
+                family = families.setdefault(name, UnknownMetricFamily(name, "ingress requests"))
             elif name.endswith("_total"):
                 base = name.removesuffix("_total")
                 family = families.setdefault(base, CounterMetricFamily(base, "vLLM counter"))

@@ -31,6 +31,8 @@ from .kube import load_manifests
 EXAMPLES = REPO_ROOT / "examples"
 API = "aiscaler.dev/v1alpha1"
 LLAMA = ("inference", "llama-3-70b")  # the flagship example: a vLLM Deployment scaled by aiscaler
+# The scale-to-zero example: a Deployment aiscaler owns, behind an Ingress of the same name.
+ASSISTANT = ("inference", "qwen-assistant")
 LLAMA_MODEL = "meta-llama/Llama-3.1-70B-Instruct"
 TRAINING = ("ml-training", "llm-pretrain")
 BALLOON_LABEL = "aiscaler.dev/balloon-pool"
@@ -207,6 +209,25 @@ def llama_workload(start: float, bin_s: float, rates: Sequence[float]) -> Worklo
         bin_s=bin_s,
         rates=tuple(rates),
         labels=spec["demand"]["selector"]["matchLabels"],
+    )
+
+
+def idle_assistant_workload(start: float, bin_s: float) -> Workload:
+    """The scale-to-zero example at night: nobody comes, and the ingress counts no request."""
+    [spec] = [
+        d["spec"]
+        for d in load_manifests([EXAMPLES / "inferenceservice-owned-scale-to-zero.yaml"])
+        if d["kind"] == "InferenceService"
+    ]
+    return Workload(
+        namespace=ASSISTANT[0],
+        deployment=ASSISTANT[1],
+        capacity=float(spec["capacity"]["perReplica"]),
+        start=start,
+        bin_s=bin_s,
+        rates=(0.0,),
+        labels={"model_name": "Qwen/Qwen2.5-7B-Instruct"},
+        ingress=ASSISTANT[1],
     )
 
 
