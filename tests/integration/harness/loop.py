@@ -194,13 +194,17 @@ def replay_at(history: Workload, at: float, rates: Sequence[float]) -> Workload:
     return replace(history, rates=(*before, *rates))
 
 
+def example_service_spec(file: str) -> dict[str, Any]:
+    """The spec of the InferenceService in examples/`file`."""
+    [spec] = [
+        d["spec"] for d in load_manifests([EXAMPLES / file]) if d["kind"] == "InferenceService"
+    ]
+    return dict(spec)
+
+
 def llama_workload(start: float, bin_s: float, rates: Sequence[float]) -> Workload:
     """The flagship example's vLLM Deployment; a replica serves its `capacity.perReplica`."""
-    [spec] = [
-        d["spec"]
-        for d in load_manifests([EXAMPLES / "inferenceservice-vllm-h100.yaml"])
-        if d["kind"] == "InferenceService"
-    ]
+    spec = example_service_spec("inferenceservice-vllm-h100.yaml")
     return Workload(
         namespace=LLAMA[0],
         deployment=LLAMA[1],
@@ -214,11 +218,7 @@ def llama_workload(start: float, bin_s: float, rates: Sequence[float]) -> Worklo
 
 def idle_assistant_workload(start: float, bin_s: float) -> Workload:
     """The scale-to-zero example at night: nobody comes, and the ingress counts no request."""
-    [spec] = [
-        d["spec"]
-        for d in load_manifests([EXAMPLES / "inferenceservice-owned-scale-to-zero.yaml"])
-        if d["kind"] == "InferenceService"
-    ]
+    spec = example_service_spec("inferenceservice-owned-scale-to-zero.yaml")
     return Workload(
         namespace=ASSISTANT[0],
         deployment=ASSISTANT[1],
