@@ -34,10 +34,11 @@ from harness.objects import (
     vllm_requests,
 )
 from harness.prometheus import Series
+from prometheus_client import generate_latest
 
 from aiscaler.core.margin import STEP
 from aiscaler.forecast.baselines import HoltWintersForecaster
-from aiscaler.handlers.tick import Operator
+from aiscaler.handlers.tick import Operator, run_tick
 from aiscaler.kube.client import KubeApi
 from aiscaler.metrics.prometheus import PrometheusMetrics
 from aiscaler.settings import Settings
@@ -439,3 +440,36 @@ def test_a_queueing_service_learns_a_margin_and_others_do_not(
     tick(restarted, admin, namespace)
     resumed = restarted.memories[f"{namespace}/queued"].margin.factor
     assert resumed == pytest.approx(recorded * math.exp(0.25 * STEP * 0.99))
+
+
+def test_a_deleted_service_is_forgotten_and_a_status_write_it_outran_is_no_error(
+    kube_api, namespace, admin, make_operator
+):
+    now = time.time()
+    op, _ = make_operator(
+        [vllm_requests(namespace, name, 10.0, now - 10) for name in ("gone", "kept")]
+    )
+    for name in ("gone", "kept"):
+        kube_api.apply(deployment(name, 1), namespace)
+        kube_api.create(service(name), namespace)
+    tick(op, admin, namespace)
+    assert 'name="gone"' in generate_latest(op.telemetry.registry).decode()
+    # The index still holds `gone` as it was before the operator's first status write (its
+    # deletion event not seen yet), so the next tick wants to write that status again.
+    listed = [
+        {**b, "status": {}} if b["metadata"]["name"] == "gone" else b
+        for b in admin.list(API_VERSION, "InferenceService", namespace)
+    ]
+    admin.request("DELETE", admin.path(API_VERSION, "InferenceService", namespace, "gone"))
+
+    outran = run_tick(op, listed, [], time.time())
+
+    assert outran.errors == [], outran.errors
+    assert not op.telemetry.registry.get_sample_value("aiscaler_errors_total", {"stage": "status"})
+    forgotten = tick(op, admin, namespace)  # the index without it
+    assert forgotten.errors == []
+    exposed = generate_latest(op.telemetry.registry).decode()
+    assert 'name="gone"' not in exposed and 'name="kept"' in exposed
+    assert set(op.memories) == set(op.left) == {f"{namespace}/kept"}
+    # Its Deployment is the user's: deleting the custom resource leaves it alone.
+    assert replicas(admin, namespace, "gone") >= 1

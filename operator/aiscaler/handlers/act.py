@@ -419,6 +419,9 @@ def write_status(
             {"status": patch},
             subresource="status",
         )
+    except NotFound:  # deleted since this tick observed it: nothing left to report on
+        log.debug("%s: deleted before its status was written", key_of(body))
+        return False
     except KubeError as exc:
         op.telemetry.errors.labels("status").inc()
         report.errors.append(f"{key_of(body)}: status: {exc}")

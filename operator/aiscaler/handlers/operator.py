@@ -1,9 +1,14 @@
-"""The thin kopf layer: start-up and clean-up, indices of both kinds, spec validation on
-create/update/resume, and the cluster-wide planning loop.
+"""The thin kopf layer: start-up and clean-up, indices of both kinds, spec validation on every
+watch event, and the cluster-wide planning loop.
 
 Only the holder of the leader Lease writes anything (two replicas are safe): the loop tries the
 Lease every tick, and the validation handlers of a replica that does not lead do nothing (the
 leader's next tick validates every object anyway, so nothing is lost).
+
+Every handler is stateless (indices and event handlers): kopf stores nothing on the objects, so
+it sends no request of its own. Its create/update/resume handlers would patch each object once
+more (kopf's annotations): a request per object at start-up, a burst that the API server's
+fairness limits answer with 429s at a thousand objects (bench/churn_bench.py).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import kopf
 
 from aiscaler.api.base import GROUP, VERSION
 from aiscaler.handlers.http import Health, build_apps, start_site
-from aiscaler.handlers.mapping import parse_service, parse_training
+from aiscaler.handlers.mapping import key_of, parse_service, parse_training
 from aiscaler.handlers.status import SpecReason
 from aiscaler.handlers.telemetry import Telemetry
 from aiscaler.handlers.tick import Operator, TickReport, mark_invalid, run_tick
@@ -114,36 +119,33 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
     def trainingjobs(body: kopf.Body, **_: Any) -> dict[None, dict[str, Any]]:
         return {None: _plain(body)}
 
-    @kopf.on.resume(GROUP, VERSION, "inferenceservices", registry=registry)
-    @kopf.on.create(GROUP, VERSION, "inferenceservices", registry=registry)
-    @kopf.on.update(GROUP, VERSION, "inferenceservices", field="spec", registry=registry)
-    def validate_service(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        parsed = parse_service(body, memo.operator.pool_specs())
-        validate(memo, _plain(body), parsed if isinstance(parsed, list) else [])
+    @kopf.on.event(GROUP, VERSION, "inferenceservices", registry=registry)
+    def validate_service(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        if event["type"] != "DELETED":
+            parsed = parse_service(body, memo.operator.pool_specs())
+            validate(memo, _plain(body), parsed if isinstance(parsed, list) else [])
 
-    @kopf.on.resume(GROUP, VERSION, "trainingjobs", registry=registry)
-    @kopf.on.create(GROUP, VERSION, "trainingjobs", registry=registry)
-    @kopf.on.update(GROUP, VERSION, "trainingjobs", field="spec", registry=registry)
-    def validate_training(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        parsed = parse_training(body, memo.operator.pool_specs())
-        validate(memo, _plain(body), parsed if isinstance(parsed, list) else [])
+    @kopf.on.event(GROUP, VERSION, "trainingjobs", registry=registry)
+    def validate_training(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        if event["type"] != "DELETED":
+            parsed = parse_training(body, memo.operator.pool_specs())
+            validate(memo, _plain(body), parsed if isinstance(parsed, list) else [])
 
     return registry
 
 
 def validate(memo: Any, body: Mapping[str, Any], problems: list[str]) -> None:
-    """Immediate feedback on a new or changed spec: the Invalid condition and a Warning event.
-
-    An invalid spec is a PermanentError (retrying cannot fix it; the next spec change runs the
-    handler again); failing to write the condition is a TemporaryError (the API server may be
-    back soon)."""
+    """Immediate feedback on a new or changed spec: the Invalid condition and a Warning event,
+    written only when they change (an object's every event runs this, its own status writes
+    included). A write that fails is logged; the next tick validates every object again."""
     if not problems or not memo.health.leading:
         return
     report = TickReport()
     mark_invalid(memo.operator, body, problems, time.time(), SpecReason.INVALID_SPEC, report)
     if report.errors:
-        raise kopf.TemporaryError("; ".join(report.errors), delay=10)
-    raise kopf.PermanentError("invalid spec: " + "; ".join(problems))
+        log.warning("invalid spec not yet reported: %s", "; ".join(report.errors))
+    elif report.status_writes:
+        log.warning("%s: invalid spec: %s", key_of(body), "; ".join(problems))
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class Operator:
     written: dict[tuple[str, str], tuple[str | None, Mapping[str, Any]]] = field(
         default_factory=dict
     )
+    seen: set[tuple[str, str]] = field(default_factory=set)  # (kind, key) at the last tick
     model_problem: str | None = None  # why the model checkpoint is not in use, if it is not
     # API calls that can run side by side: each object's writes (handlers/act.py), the LISTs
     # that read the current replicas (handlers/observe.py).
@@ -81,9 +82,8 @@ class Operator:
         """The bodies of each kind, each replaced by what this process's last status write
         returned while the index still has the version from before that write: a watch event
         that is late, or was lost with a broken watch, must not make the next tick decide and
-        report again."""
-        keys = {written_key(b) for bodies in kinds for b in bodies}
-        self.written = {k: v for k, v in self.written.items() if k in keys}  # deleted objects
+        report again. What was kept of objects that are gone is forgotten first."""
+        self.forget_all_but({written_key(b) for bodies in kinds for b in bodies})
 
         def fresh(body: Mapping[str, Any]) -> Mapping[str, Any]:
             before, after = self.written.get(written_key(body), (None, None))
@@ -91,6 +91,19 @@ class Operator:
             return after if stale and after is not None else body
 
         return tuple([fresh(b) for b in bodies] for bodies in kinds)
+
+    def forget_all_but(self, present: set[tuple[str, str]]) -> None:
+        """Drop what this process keeps of objects deleted since the last tick: their memory,
+        last status write and replica count, and their series in /metrics (a dashboard must not
+        show a deleted service as still there, and a churn of names must not grow the
+        process)."""
+        for kind, key in self.seen - present:
+            self.telemetry.forget(kind, *key.split("/"))
+        self.seen = present
+        services = {key for kind, key in present if kind == "InferenceService"}
+        self.memories = {k: v for k, v in self.memories.items() if k in services}
+        self.left = {k: v for k, v in self.left.items() if k in services}
+        self.written = {k: v for k, v in self.written.items() if k in present}
 
     def close(self) -> None:
         self.kube_pool.shutdown(wait=True)

@@ -65,3 +65,11 @@ class Telemetry:
         self.leader = Gauge(
             "aiscaler_leader", "1 when this replica holds the leader Lease.", registry=r
         )
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        """Remove every series of a deleted object."""
+        self.decisions.remove_by_labels({"kind": kind, "namespace": namespace, "name": name})
+        self.desired.remove_by_labels({"kind": kind, "namespace": namespace, "name": name})
+        if kind == "InferenceService":
+            for gauge in (self.forecast, self.lead_time, self.slo_margin, self.observed):
+                gauge.remove_by_labels({"namespace": namespace, "name": name})
