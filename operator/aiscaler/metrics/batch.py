@@ -218,7 +218,7 @@ def assemble(
             else:
                 what = f"{kind} of {member.namespace}/{member.name}"
                 readings[(kind, member.key)] = newest(points, now, settings.stale_after_s, what)
-    history.prune(now)
+    history.retain({s.key for s in services})
 
     def get(kind: str, key: tuple[str, str]) -> Reading:
         return readings.get((kind, key), Empty(f"no {kind} query for {key[0]}/{key[1]}"))

@@ -8,14 +8,15 @@ now: the new points, and a bounded re-read of the latest ones, which Prometheus 
 evaluated before all their samples had arrived (a slow scrape, remote write) and which it
 answers with the late samples included when asked again. A service without history, or whose
 demand query changed, is read over the whole window once; so is every service after a restart,
-from what Prometheus holds. Points Prometheus does not answer within a range read are missing
-(NaN); counter resets are Prometheus' business (rate() handles them).
+from what Prometheus holds. The series of a service that is gone are dropped on the next tick.
+Points Prometheus does not answer within a range read are missing (NaN); counter resets are
+Prometheus' business (rate() handles them).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,9 +93,8 @@ class HistoryCache:
         start = held.end - (self.points - 1) * self.step_s
         return History(start, self.step_s, held.values.copy())
 
-    def prune(self, now: float) -> None:
-        """Forget series not read for a whole window (services that are gone): they would be
-        read anew anyway."""
-        window_start = self.grid_end(now) - (self.points - 1) * self.step_s
-        for key in [k for k, held in self._series.items() if held.end < window_start]:
-            del self._series[key]
+    def retain(self, keys: Collection[Hashable]) -> None:
+        """Keep only the series of `keys` (the services of this tick): a deleted service's
+        history goes at once, not after a whole window (hours, at the default step) of churn.
+        A service that comes back is read over the whole window again."""
+        self._series = {k: held for k, held in self._series.items() if k in keys}

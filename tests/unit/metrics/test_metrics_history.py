@@ -192,10 +192,15 @@ def test_points_off_the_range_or_off_the_grid_land_on_the_nearest_grid_point_ins
     np.testing.assert_array_equal(history.values[-3:], [np.nan, 2.0, np.nan])
 
 
-def test_prune_forgets_series_not_read_for_a_whole_window():
+def test_retain_forgets_at_once_the_series_of_services_no_longer_asked_for():
     cache, prometheus = new_cache(), FakePrometheus()
     tick(cache, prometheus, T0 + 10 * STEP)
-    cache.prune(T0 + 18 * STEP)
+    cache.retain({"svc", "other"})
     assert cache.history("svc") is not None
-    cache.prune(T0 + 20 * STEP)
+    cache.retain({"other"})  # svc deleted
     assert cache.history("svc") is None
+    # Back again: read over the whole window, as the first time.
+    assert (
+        cache.read_from("svc", QUERY, T0 + 11 * STEP)
+        == cache.grid_end(T0 + 11 * STEP) - (POINTS - 1) * STEP
+    )
