@@ -11,8 +11,8 @@ the churn (after its first minute and at its end, their ratio, the growth over t
 half), what was left behind once it settled (owned Deployments without their service, user
 Deployments that went with one, stale statuses, deleted services still in /metrics, live ones
 missing from it, kopf's annotations), and the errors: aiscaler_errors_total by stage and the
-log lines above info. Times are
-wall-clock on this machine, with the whole cluster sharing its CPUs; no test asserts them.
+log lines above info. Times are wall-clock on this machine, with the whole cluster sharing its
+CPUs; no test asserts them.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def main() -> int:
         ("live services missing from /metrics", str(len(left.unreported))),
         ("live services with kopf's annotations", str(len(left.annotated))),
         ("aiscaler_errors_total", str(out.errors or 0)),
-        ("log lines at WARNING or above", str(len(out.log_problems))),
+        ("operator log lines above info", str(len(out.log_problems))),
     ]  # fmt: skip
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
