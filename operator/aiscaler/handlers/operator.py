@@ -1,5 +1,5 @@
-"""The thin kopf layer: start-up and clean-up, indices of both kinds, spec validation on every
-watch event, and the cluster-wide planning loop.
+"""The thin kopf layer: start-up and clean-up, indices of both kinds, spec validation on each
+new generation seen in a watch event, and the cluster-wide planning loop.
 
 Only the holder of the leader Lease writes anything (two replicas are safe): the loop tries the
 Lease every tick, and the validation handlers of a replica that does not lead do nothing (the
@@ -121,13 +121,13 @@ def build_registry(options: RunOptions) -> kopf.OperatorRegistry:
 
     @kopf.on.event(GROUP, VERSION, "inferenceservices", registry=registry)
     def validate_service(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        if event["type"] != "DELETED":
+        if _unchecked(event, body):
             parsed = parse_service(body, memo.operator.pool_specs())
             validate(memo, _plain(body), parsed if isinstance(parsed, list) else [])
 
     @kopf.on.event(GROUP, VERSION, "trainingjobs", registry=registry)
     def validate_training(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        if event["type"] != "DELETED":
+        if _unchecked(event, body):
             parsed = parse_training(body, memo.operator.pool_specs())
             validate(memo, _plain(body), parsed if isinstance(parsed, list) else [])
 
@@ -146,6 +146,13 @@ def validate(memo: Any, body: Mapping[str, Any], problems: list[str]) -> None:
         log.warning("invalid spec not yet reported: %s", "; ".join(report.errors))
     elif report.status_writes:
         log.warning("%s: invalid spec: %s", key_of(body), "; ".join(problems))
+
+
+def _unchecked(event: kopf.RawEvent, body: kopf.Body) -> bool:
+    """Whether this event's spec still needs checking: not a deletion, and a generation no status
+    write has recorded yet (the operator's own status writes come back as events too)."""
+    observed = (body.get("status") or {}).get("observedGeneration")
+    return event["type"] != "DELETED" and observed != body["metadata"].get("generation")
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
