@@ -265,9 +265,8 @@ def _decide(
     """The planner's decision at `now` on the operator's own history of the service, as the
     operator's next tick would make it from a fresh start (no stabilisation memory). Without
     `current`, the target is taken to run what the observed demand needs."""
-    from aiscaler.core.planner import plan_service, replicas_for
+    from aiscaler.core.planner import FORECAST_QUANTILES, plan_service, replicas_for
     from aiscaler.core.types import PlannerConfig, ScaleMemory, ServiceObservation
-    from aiscaler.handlers.measure import QUANTILES
 
     config = PlannerConfig()
     if recent is None:  # the planner holds and says why, as the operator would
@@ -282,7 +281,7 @@ def _decide(
     # Steps covering the lead time, a tick and the scale-down window, as the operator asks.
     ahead = spec.cold_start_s + spec.scale_down.stabilization_window_s + config.tick_s
     horizon = max(1, math.ceil(ahead / recent.step_s) + 1)
-    [forecast] = forecaster.forecast([recent.values], recent.step_s, horizon, QUANTILES)
+    [forecast] = forecaster.forecast([recent.values], recent.step_s, horizon, FORECAST_QUANTILES)
     if current is None:
         assert spec.capacity_per_replica is not None  # checked by _target
         needed = replicas_for(demand, spec.capacity_per_replica)

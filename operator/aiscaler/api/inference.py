@@ -111,6 +111,15 @@ class Capacity(ApiModel):
         "load test (docs/capacity.md). Required to scale: without it replicas are held with "
         "Degraded CapacityUnknown (it is not learned online yet).",
     )
+    request_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Mean seconds a request holds a replica (vLLM: the mean of "
+        "vllm:e2e_request_latency_seconds). When it is longer than the demand's rate window, "
+        "replicas are sized on the demand that arrived within the last requestSeconds (the "
+        "requests in flight), not on the peak rate of one window: a burst of long requests is "
+        "not planned for as if it lasted. Unset: the rate is sized as it comes.",
+    )
 
 
 class LatencySlo(ApiModel):

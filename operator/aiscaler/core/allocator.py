@@ -134,6 +134,7 @@ def _cap_service(item: _Service, allowed: int, prior: ScaleMemory, now: float) -
         spec.scale_up,
         spec.scale_down,
         d.memory.margin,
+        d.memory.demand,
     )
     return replace(
         d,

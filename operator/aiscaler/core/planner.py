@@ -9,6 +9,8 @@ Public API (stable; additive changes only):
 The whole cluster (budgets, training jobs, nodes) is planned by `aiscaler.core.allocator`.
 
 How a decision is made (docs/core.md has the full table):
+0. A request longer than the demand's rate window (`spec.request_s`) is sized in flight: the
+   observed demand and each forecast step averaged over the request time (`aiscaler.core.inflight`).
 1. Lead time L = cold start, plus the pool's node provisioning time when the replicas to add do
    not fit on the free GPUs.
 2. Predicted need = max over the window [L, L + tick] of ceil(c / capacity), c the planned
@@ -28,15 +30,18 @@ Missing, stale, NaN or infinite data never scales down: the planner holds the cu
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from aiscaler.core.inflight import in_flight_forecast, steps_in_flight
 from aiscaler.core.margin import update_margin
 from aiscaler.core.scaling import rate_limit, remember, stabilize
 from aiscaler.core.types import (
+    DemandSample,
     Forecast,
     Mode,
     PlannerConfig,
@@ -46,6 +51,11 @@ from aiscaler.core.types import (
     ServiceObservation,
     ServiceSpec,
 )
+
+# The quantiles the planner asks forecasters for, in the operator and the simulator alike. The
+# planned level reads the tail beyond the highest one (`planned_level`), so an attainment goal
+# need not be among them; asking for one the model was not trained on would bypass the model.
+FORECAST_QUANTILES = (0.5, 0.9, 0.95, 0.99)
 
 # Demand within this much of a whole number of replicas does not round up to one more
 # (float noise such as 2.0000000001 replicas' worth must not start a GPU).
@@ -147,6 +157,14 @@ def planned_values(forecast: Forecast, attainment: float) -> FloatArray:
     return planned_level(forecast.quantiles, np.sort(forecast.values, axis=1), attainment)
 
 
+def _in_flight(spec: ServiceSpec, forecast: Forecast, known: float | None) -> Forecast:
+    """The forecast of the requests in flight (core.inflight); `known`: the rate in flight now,
+    None: the first step's median stands in."""
+    center, _ = quantile_values(forecast, 0.5)
+    steps = steps_in_flight(spec.request_s, forecast.step_s)
+    return in_flight_forecast(forecast, center, steps, center[0] if known is None else known)
+
+
 @dataclass(frozen=True)
 class _Window:
     """Steps of a forecast (0-based rows) overlapping [start, end] seconds after the origin."""
@@ -238,9 +256,10 @@ def _predict(
     config: PlannerConfig,
     node_provisioning_s: float,
     margin: float,
+    known: float | None,
 ) -> _Prediction | tuple[Reason, str]:
-    fc = obs.forecast
-    assert fc is not None and obs.forecast_origin is not None  # checked by _forecast_problem
+    assert obs.forecast is not None and obs.forecast_origin is not None  # _forecast_problem
+    fc = _in_flight(spec, obs.forecast, known)
     age = now - obs.forecast_origin
     planned = planned_values(fc, spec.attainment) * margin
     q_values, note = quantile_values(fc, spec.attainment)
@@ -330,9 +349,11 @@ def plan_service(
     capacity = _capacity(spec)
     weight = min(1.0, config.tick_s / config.slo_window_s)
     margin = update_margin(memory.margin, obs.slo_met, spec.attainment, now, weight)
+    samples = _demand_samples(spec, obs, memory, now, config)
 
     problem: tuple[Reason, str] | None = None
     floor: int | None = None
+    load: float | None = None  # the demand in flight now
     prediction: _Prediction | None = None
     if capacity is None:
         problem = Reason.CAPACITY_UNKNOWN, f"capacity per replica is {spec.capacity_per_replica}"
@@ -340,12 +361,13 @@ def plan_service(
         problem = _demand_problem(obs, now, config)
         if problem is None:
             assert obs.demand is not None
-            floor = replicas_for(obs.demand * margin.factor, capacity)
+            load = statistics.fmean(s.rate for s in samples) if samples else obs.demand
+            floor = replicas_for(load * margin.factor, capacity)
         if predictive:
             forecast_problem = _forecast_problem(obs, now, config)
             if forecast_problem is None:
                 predicted = _predict(
-                    spec, obs, capacity, now, config, node_provisioning_s, margin.factor
+                    spec, obs, capacity, now, config, node_provisioning_s, margin.factor, load
                 )
                 if isinstance(predicted, _Prediction):
                     prediction = predicted
@@ -362,8 +384,9 @@ def plan_service(
             message += f"; valid data asks for {recommendation}"
     else:
         assert capacity is not None  # a missing capacity is a problem
+        assert load is not None  # valid demand is no problem
         recommendation, reason, message = _recommend(
-            spec, obs, floor, prediction, capacity, margin.factor
+            spec, obs, load, bool(samples), floor, prediction, capacity, margin.factor
         )
         value, stab_reason = stabilize(
             current, recommendation, memory, now, spec.scale_up, spec.scale_down
@@ -395,6 +418,7 @@ def plan_service(
         spec.scale_up,
         spec.scale_down,
         margin,
+        samples,
     )
     return ServiceDecision(
         name=spec.name,
@@ -413,17 +437,39 @@ def plan_service(
     )
 
 
+def _demand_samples(
+    spec: ServiceSpec,
+    obs: ServiceObservation,
+    memory: ScaleMemory,
+    now: float,
+    config: PlannerConfig,
+) -> tuple[DemandSample, ...]:
+    """The valid demand samples of the last request time, this tick's included; none when the
+    demand's own rate window already spans a request (it counts the requests in flight)."""
+    if spec.request_s is None or spec.request_s <= config.demand_window_s:
+        return ()
+    kept = tuple(s for s in memory.demand if now - spec.request_s < s.time < now)
+    if _demand_problem(obs, now, config) is None:
+        assert obs.demand is not None
+        kept += (DemandSample(time=now, rate=obs.demand),)
+    return kept
+
+
 def _recommend(
     spec: ServiceSpec,
     obs: ServiceObservation,
+    load: float,
+    averaged: bool,
     floor: int | None,
     prediction: _Prediction | None,
     capacity: float,
     margin: float,
 ) -> tuple[int, Reason, str]:
-    """Unstabilised desired replicas from valid data, with the rule that set them."""
-    assert floor is not None and obs.demand is not None
-    observed = f"observed {obs.demand:.4g}/s needs {floor} at {capacity:.4g}/s per replica"
+    """Unstabilised desired replicas from valid data, with the rule that set them (`load`: the
+    demand in flight now, `averaged` over the request time rather than the demand's window)."""
+    assert floor is not None
+    over = f" (in flight: mean over the last {spec.request_s:g}s)" if averaged else ""
+    observed = f"observed {load:.4g}/s{over} needs {floor} at {capacity:.4g}/s per replica"
     if margin != 1.0:
         observed += f" (SLO margin x{margin:.3g})"
     if prediction is None:  # reactive mode
@@ -473,12 +519,14 @@ def replicas_needed_within(
     if capacity is None:
         return None
     needs: list[int] = []
+    known: float | None = None
     if _demand_problem(obs, now, config) is None:
         assert obs.demand is not None
+        known = obs.demand
         needs.append(replicas_for(obs.demand * margin, capacity))
     if spec.mode is not Mode.REACTIVE and _forecast_problem(obs, now, config) is None:
-        fc = obs.forecast
-        assert fc is not None and obs.forecast_origin is not None
+        assert obs.forecast is not None and obs.forecast_origin is not None
+        fc = _in_flight(spec, obs.forecast, known)
         age = now - obs.forecast_origin
         window = _window(fc, age, age + horizon_s)
         if window is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 from aiscaler.core.types import (
+    DemandSample,
     Reason,
     Recommendation,
     ScaleEvent,
@@ -108,10 +109,11 @@ def remember(
     up: ScalingRules,
     down: ScalingRules,
     margin: SloMargin | None = None,
+    demand: tuple[DemandSample, ...] | None = None,
 ) -> ScaleMemory:
     """The memory after this tick: its recommendation (None: none, e.g. when holding), its
-    scale change and SLO margin (None: the memory's) recorded, this tick's earlier records
-    replaced, expired ones dropped."""
+    scale change, SLO margin and demand samples (None: the memory's) recorded, this tick's
+    earlier records replaced, expired ones dropped."""
     keep_recs_s = max(up.stabilization_window_s, down.stabilization_window_s)
     keep_events_s = max(up.period_s, down.period_s)
     recs = tuple(r for r in memory.recommendations if now - keep_recs_s < r.time < now)
@@ -120,4 +122,9 @@ def remember(
     events = tuple(e for e in memory.events if now - keep_events_s < e.time < now)
     if change != 0:
         events += (ScaleEvent(time=now, change=change),)
-    return ScaleMemory(recommendations=recs, events=events, margin=margin or memory.margin)
+    return ScaleMemory(
+        recommendations=recs,
+        events=events,
+        margin=margin or memory.margin,
+        demand=memory.demand if demand is None else demand,
+    )

@@ -113,6 +113,9 @@ class PlannerConfig:
     # The window `ServiceObservation.slo_met` is measured over. Ticks closer than it see
     # overlapping windows, so each counts tick_s / slo_window_s of an update (core.margin).
     slo_window_s: float = 30.0
+    # The window `ServiceObservation.demand` is a rate over: a request lasting longer is
+    # counted in flight from the samples of its whole duration (core.inflight).
+    demand_window_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ class ServiceSpec:
     gpus_per_replica: int = 1
     pool: str | None = None  # GPU pool name; None: only the global budget applies
     capacity_per_replica: float | None = None  # units/s one replica serves within the SLO
+    # Mean seconds a request holds a replica's slot; None: not known (sized on the rate per step)
+    request_s: float | None = None
     cold_start_s: float = 120.0
     attainment: float = 0.99  # the forecast quantile planned for
     mode: Mode = Mode.PREDICTIVE
@@ -173,6 +178,12 @@ class SloMargin:
 
 
 @dataclass(frozen=True)
+class DemandSample:
+    time: float
+    rate: float  # the valid demand observed at that tick
+
+
+@dataclass(frozen=True)
 class ScaleMemory:
     """Per-service history the planner needs (stabilisation windows, rate-limit periods).
 
@@ -182,6 +193,7 @@ class ScaleMemory:
     recommendations: tuple[Recommendation, ...] = ()
     events: tuple[ScaleEvent, ...] = ()
     margin: SloMargin = SloMargin()
+    demand: tuple[DemandSample, ...] = ()  # valid samples within the request time (inflight)
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,7 @@ def service_spec(key: str, service: InferenceService) -> ServiceSpec:
         gpus_per_replica=spec.resources.gpus_per_replica,
         pool=spec.resources.pool,
         capacity_per_replica=spec.capacity.per_replica,
+        request_s=spec.capacity.request_seconds,
         cold_start_s=spec.cold_start.seconds,
         attainment=spec.slo.attainment,
         mode=Mode(spec.policy.mode),

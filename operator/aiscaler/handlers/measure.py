@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
+from aiscaler.core.planner import FORECAST_QUANTILES
 from aiscaler.core.types import Forecast, PoolSpec, ServiceObservation
 from aiscaler.forecast.base import Forecaster
 from aiscaler.handlers.mapping import service_query
@@ -24,7 +25,6 @@ from aiscaler.kube.client import KubeError
 from aiscaler.metrics.errors import MetricError
 from aiscaler.metrics.source import History, JobQuery, Reading, Sample
 
-QUANTILES = (0.5, 0.9, 0.95, 0.99)
 # Series per forecaster call. Each series is forecast from its own history, so batching changes
 # no forecast; it bounds the forecaster's working memory (the model scores 16 past origins per
 # series: one call for 1,000 series ran ~17,000 network rows and raised the peak RSS by ~200 MB).
@@ -153,7 +153,9 @@ def forecast_in_batches(
     """One forecast per history, in order, asking the forecaster for `batch` series at a time."""
     results: list[Forecast] = []
     for first in range(0, len(histories), batch):
-        results += forecaster.forecast(histories[first : first + batch], step_s, horizon, QUANTILES)
+        results += forecaster.forecast(
+            histories[first : first + batch], step_s, horizon, FORECAST_QUANTILES
+        )
     return results
 
 

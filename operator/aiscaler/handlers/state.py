@@ -76,6 +76,7 @@ class Operator:
         return PlannerConfig(
             tick_s=float(self.settings.tick_seconds),
             slo_window_s=float(self.settings.measurement.window_s),  # latency readings' window
+            demand_window_s=float(self.settings.measurement.demand_window_s),
         )
 
     def latest(self, *kinds: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], ...]:

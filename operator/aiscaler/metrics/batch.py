@@ -45,6 +45,11 @@ class Settings:
     stale_after_s: float = 90.0  # a newest point older than this is Stale
     reread_s: int = 300  # history points this recent are read again (late samples)
 
+    @property
+    def demand_window_s(self) -> int:
+        """The rate window of the demand sample planned on (at least one history step)."""
+        return max(self.history_step_s, self.window_s)
+
 
 @dataclass(frozen=True)
 class RangeQuery:
@@ -76,7 +81,7 @@ def plan(
     group that need the same range share one query."""
     end = float(round(now))  # the client sends whole seconds
     history_end = history.grid_end(now)
-    demand_window = max(settings.history_step_s, settings.window_s)
+    demand_window = settings.demand_window_s
     probe_start = end - settings.probe_s
 
     def probe(promql: str) -> RangeQuery:

@@ -13,7 +13,9 @@ accounts for the forecast's age.
 
 The knobs a user sets on the InferenceService, and so what `--tune` searches: `goal` (the
 attainment `slo.attainment` asks for), `min_replicas` (`replicas.min`) and `target` (the share
-of a replica's real capacity declared as `capacity.perReplica`: headroom).
+of a replica's real capacity declared as `capacity.perReplica`: headroom). The request time
+(`capacity.requestSeconds`) is set to the simulated mean service time, which a user reads off
+vLLM's request latency; it is a property of the service, not a knob.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from aiscaler.core.planner import plan_service
+from aiscaler.core.planner import FORECAST_QUANTILES, plan_service
 from aiscaler.core.types import (
     DEFAULT_SCALE_DOWN,
     Forecast,
@@ -47,7 +49,6 @@ MIN_FORECAST_STEP_S = 60.0
 FORECAST_EVERY_S = 300.0
 # Holt-Winters fits the latest three daily seasons; a longer context would be ignored.
 CONTEXT_S = 3 * 86_400.0
-QUANTILES = (0.5, 0.9, 0.95, 0.99)
 CHUNK = 512  # history windows per forecaster call: bounds memory on long traces
 
 
@@ -64,11 +65,6 @@ def horizon_steps(step_s: float, lead_s: float) -> int:
     planner looks through before it lets a replica go."""
     ahead = refresh_interval(step_s) + lead_s + TICK_S + DEFAULT_SCALE_DOWN.stabilization_window_s
     return math.ceil(ahead / step_s) + 1
-
-
-def planning_quantiles(*attainments: float) -> tuple[float, ...]:
-    """The forecast's quantiles, with the attainment goals among them (no interpolation)."""
-    return tuple(sorted({*QUANTILES, *attainments}))
 
 
 @dataclass(frozen=True)
@@ -91,16 +87,13 @@ class ForecastTable:
         forecast = Forecast(self.step_s, self.quantiles, self.values[i], self.source, self.notes[i])
         return forecast, (i + 1) * self.every_s
 
-    def covers(self, horizon: int, quantiles: tuple[float, ...]) -> bool:
-        return self.values.shape[1] >= horizon and set(quantiles) <= set(self.quantiles)
-
 
 def forecast_table(
     counts: FloatArray,
     bin_s: float,
     forecaster: Forecaster,
     horizon: int,
-    quantiles: tuple[float, ...] = QUANTILES,
+    quantiles: tuple[float, ...] = FORECAST_QUANTILES,
 ) -> ForecastTable:
     """Forecasts of the request rate from the arrivals per `DT` step (`counts`)."""
     step = forecast_step(bin_s)
@@ -148,10 +141,13 @@ def run_aiscaler(
         min_replicas=knobs.min_replicas,
         gpus_per_replica=config.gpus_per_replica,
         capacity_per_replica=declared,
+        request_s=config.slots / config.capacity,  # the mean service time (sim.serving)
         cold_start_s=config.cold_start_s,
         attainment=knobs.goal,
     )
-    planner = PlannerConfig(tick_s=TICK_S, max_forecast_age_s=table.every_s + TICK_S)
+    planner = PlannerConfig(
+        tick_s=TICK_S, max_forecast_age_s=table.every_s + TICK_S, demand_window_s=RATE_WINDOW_S
+    )
     memory = ScaleMemory()
     start_with(run, max(knobs.min_replicas, math.ceil(first_rate / declared - 1e-9)))
     end = float(run.p[0]["end_s"])

@@ -99,6 +99,8 @@ EDGES: list[tuple[str, dict[str, Any], str | None]] = [
     (IS, {"capacity": {"perReplica": 0}}, "spec.capacity.perReplica"),
     (IS, {"capacity": {"perReplica": -2.5}}, "spec.capacity.perReplica"),
     (IS, {"capacity": {"perReplica": 0.001}}, None),
+    (IS, {"capacity": {"requestSeconds": 0}}, "spec.capacity.requestSeconds"),
+    (IS, {"capacity": {"requestSeconds": 600}}, None),
     (IS, {"resources": {"gpusPerReplica": 0}}, "spec.resources.gpusPerReplica"),
     (IS, {"resources": {"gpusPerReplica": 8}}, None),
     (IS, {"resources": {"gpuResourceName": "gpu"}}, "spec.resources.gpuResourceName"),

@@ -99,9 +99,12 @@ def test_unpooled_service_has_only_the_global_budget() -> None:
 
 
 def test_budget_cap_is_remembered_as_the_applied_change() -> None:
-    p = plan([wants("a", 6)], pools=[PoolSpec(name="gpu", gpus_per_node=8, max_nodes=1, budget=5)])
+    capped = wants("a", 6, request_s=600.0)
+    p = plan([capped], pools=[PoolSpec(name="gpu", gpus_per_node=8, max_nodes=1, budget=5)])
     assert [e.change for e in p.services[0].memory.events] == [-1]
     assert [r.replicas for r in p.services[0].memory.recommendations] == [6]
+    # The demand samples a long request is sized on survive the cap (core.inflight).
+    assert [s.rate for s in p.services[0].memory.demand] == [60.0]
 
 
 def test_recommend_mode_counts_what_it_holds() -> None:

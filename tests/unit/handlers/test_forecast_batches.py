@@ -10,10 +10,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from aiscaler.core.planner import FORECAST_QUANTILES
 from aiscaler.core.types import Forecast
 from aiscaler.forecast.base import Forecaster
 from aiscaler.forecast.baselines import HoltWintersForecaster
-from aiscaler.handlers.measure import FORECAST_BATCH, QUANTILES, _forecasts, forecast_in_batches
+from aiscaler.handlers.measure import FORECAST_BATCH, _forecasts, forecast_in_batches
 from aiscaler.metrics.source import History
 
 
@@ -88,7 +89,7 @@ def test_batches_give_the_forecasts_of_one_call(build: Callable[[], Forecaster])
     # The premise of batching: each series is forecast from its own history alone.
     forecaster = build()
     histories = _histories(FORECAST_BATCH + 45)
-    whole = forecaster.forecast(histories, 60.0, 4, QUANTILES)
+    whole = forecaster.forecast(histories, 60.0, 4, FORECAST_QUANTILES)
     batched = forecast_in_batches(forecaster, histories, 60.0, 4)
     assert len(batched) == len(whole)
     for one, many in zip(whole, batched, strict=True):

@@ -40,7 +40,7 @@ def test_service_spec_maps_every_planning_field():
         service_body(
             replicas={"min": 0, "max": 8},
             resources={"gpusPerReplica": 4, "pool": "h100"},
-            capacity={"perReplica": 2.5},
+            capacity={"perReplica": 2.5, "requestSeconds": 600},
             slo={"attainment": 0.95},
             coldStart={"seconds": 300},
             policy={
@@ -55,6 +55,7 @@ def test_service_spec_maps_every_planning_field():
     spec = service_spec("ml/llm", model)
     assert (spec.name, spec.min_replicas, spec.max_replicas) == ("ml/llm", 0, 8)
     assert (spec.gpus_per_replica, spec.pool, spec.capacity_per_replica) == (4, "h100", 2.5)
+    assert spec.request_s == 600
     assert (spec.cold_start_s, spec.attainment, spec.mode, spec.priority) == (
         300,
         0.95,
