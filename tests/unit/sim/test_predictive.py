@@ -3,7 +3,7 @@ latency it learns from is what the TTFT histogram shows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -16,13 +16,17 @@ from aiscaler.sim.predictive import forecast_table
 from aiscaler.sim.runs import PolicyConfig, Scenario, run_config
 from aiscaler.sim.state import TTFT_BUCKETS_S, SimConfig, step_rates
 
+Row = Callable[[npt.NDArray[np.float64], Sequence[float]], npt.NDArray[np.float64]]
 
-class Spy:
-    """Forecasts the last observed value; records the last point of every history window."""
 
-    name = "spy"
+class Stub:
+    """Forecasts the row `row(history, quantiles)` at every step; records the last point of
+    every history window."""
 
-    def __init__(self) -> None:
+    name = "stub"
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
         self.last_points: list[float] = []
 
     def forecast(
@@ -34,7 +38,9 @@ class Spy:
     ) -> list[Forecast]:
         self.last_points.extend(float(h[-1]) for h in histories)
         return [
-            Forecast(step_s, tuple(quantiles), np.full((horizon, len(quantiles)), h[-1]), "spy")
+            Forecast(
+                step_s, tuple(quantiles), np.tile(self.row(h, quantiles), (horizon, 1)), "stub"
+            )
             for h in histories
         ]
 
@@ -43,7 +49,7 @@ def test_each_forecast_uses_only_data_up_to_its_origin() -> None:
     # Arrivals per second equal to the minute index: a window's last point tells where it ends.
     minutes = 60 * 12
     counts = np.repeat(np.arange(minutes, dtype=np.float64), 60)
-    spy = Spy()
+    spy = Stub(lambda history, quantiles: np.full(len(quantiles), history[-1]))  # the last value
     table = forecast_table(counts, 60.0, spy, horizon=3, quantiles=(0.5, 0.99))
     # origins every 300 s: the window ending at origin 300 k holds minutes up to 5 k - 1
     assert spy.last_points == [5.0 * k - 1 for k in range(1, minutes // 5 + 1)]
@@ -75,33 +81,15 @@ def test_aiscaler_is_ready_for_a_daily_peak_that_the_hpa_meets_late() -> None:
     assert ai.evaluate.slo_attainment > hpa.evaluate.slo_attainment
 
 
-class AnyMinuteBurst:
-    """Forecasts that any minute may bring a burst of 20 requests: idle at the median and the
-    0.9 quantile, 20 a minute at the 0.99 quantile."""
-
-    name = "any-minute-burst"
-
-    def forecast(
-        self,
-        histories: Sequence[npt.NDArray[np.float64]],
-        step_s: float,
-        horizon: int,
-        quantiles: Sequence[float],
-    ) -> list[Forecast]:
-        row = np.interp(quantiles, (0.5, 0.9, 0.99), (0.0, 0.0, 20 / 60))
-        return [Forecast(step_s, tuple(quantiles), np.tile(row, (horizon, 1)), self.name)] * len(
-            histories
-        )
-
-
 def test_a_burst_of_long_requests_is_sized_in_flight_not_per_minute() -> None:
     # A burst of 20 ten-minute requests every two hours; one slot per replica. Sized on a
     # minute's rate, a burst would ask for 20 / 60 / (1 / 600) = 200 replicas every minute.
     minutes = np.zeros(1440)
     minutes[30::120] = 20 / 60
     config = SimConfig(capacity=1 / 600, slots=1, cold_start_s=120.0, max_replicas=400)
-    scenario = Scenario("bursts", step_rates(minutes, 60.0), config, (0,), 0.0, 60.0,
-                        AnyMinuteBurst())  # fmt: skip
+    # The forecast: any minute may bring the burst (idle at the median and 0.9, 20 at 0.99).
+    any_minute = Stub(lambda history, q: np.interp(q, (0.5, 0.9, 0.99), (0.0, 0.0, 20 / 60)))
+    scenario = Scenario("bursts", step_rates(minutes, 60.0), config, (0,), 0.0, 60.0, any_minute)
     ai = run_config(scenario, PolicyConfig("aiscaler"), 0, keep_series=True)
     assert ai.ready is not None
     assert ai.ready.max() < 100
