@@ -305,9 +305,23 @@ class HoltWintersForecaster:
         horizon: int,
         quantiles: Sequence[float],
     ) -> list[Forecast]:
+        return self.forecast_and_past(histories, step_s, horizon, quantiles, ())[0]
+
+    def forecast_and_past(
+        self,
+        histories: Sequence[npt.NDArray[np.float64]],
+        step_s: float,
+        horizon: int,
+        quantiles: Sequence[float],
+        back: Sequence[int],
+    ) -> tuple[list[Forecast], FloatArray]:
+        """The forecasts, and the point forecasts the same fit made `b` steps before each
+        history's end, for each b in `back`: (n, len(back), horizon), NaN where the fitted
+        window does not reach back that far (a backtest at no extra pass over the data)."""
         check_request(histories, step_s, horizon, quantiles)
+        past = np.full((len(histories), len(back), horizon), np.nan)
         if not histories:
-            return []
+            return [], past
         y = stack_histories(histories)
         m = season_steps(self.season_s, step_s)
         n = y.shape[0]
@@ -326,17 +340,20 @@ class HoltWintersForecaster:
             if not members.any():
                 continue
             ys = y[members][:, -fit_steps:]
-            point, spread, widening = self._fit_predict(ys, period, horizon, quantiles)
+            point, spread, widening, past[members] = self._fit_predict(
+                ys, period, horizon, quantiles, back
+            )
             notes = [NO_DATA_NOTE if np.isnan(point[k, 0]) else note for k in range(len(ys))]
             fcs = assemble(point, spread, widening, step_s, quantiles, self.name, notes)
             for k, i in enumerate(np.flatnonzero(members)):
                 out[i] = fcs[k]
-        return [f for f in out if f is not None]
+        return [f for f in out if f is not None], past
 
     def _fit_predict(
-        self, y: FloatArray, m: int, horizon: int, quantiles: Sequence[float]
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Point forecasts (n, H), residual quantiles (n, Q) and widening (n, H) for one group."""
+        self, y: FloatArray, m: int, horizon: int, quantiles: Sequence[float], back: Sequence[int]
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Point forecasts (n, H), residual quantiles (n, Q), widening (n, H) and the point
+        forecasts made `back` steps before the end (n, len(back), H) for one group."""
         n, t = y.shape
         use_season = m > 1
         gammas = self.gammas if use_season else (0.0,)
@@ -359,6 +376,11 @@ class HoltWintersForecaster:
         residuals = np.full((n, n_resid), np.nan)
         rows = np.arange(n)
         beta, phi = self.beta, self.phi
+        h = np.arange(1, horizon + 1)
+        damp_sum = np.cumsum(phi ** h.astype(np.float64))
+        # Every grid pair's forecast at each past origin; the pair chosen at the end is kept.
+        snapshot_at = {t - 1 - b: k for k, b in enumerate(back) if b < t}
+        snapshots = np.full((n, len(back), n_grid, horizon), np.nan)
 
         for i in range(t):
             if i == select_at:
@@ -385,18 +407,21 @@ class HoltWintersForecaster:
             trend = np.where(valid, new_trend, damped)
             if use_season:
                 season[:, :, p] = np.where(seen, gamma * (obs - level) + (1 - gamma) * s, s)
+            if i in snapshot_at:
+                ahead = season[:, :, (i + h) % m] if use_season else 0.0
+                snapshots[:, snapshot_at[i]] = (
+                    level[:, :, None] + trend[:, :, None] * damp_sum + ahead
+                )
 
         lvl = level[rows, chosen]
         trd = trend[rows, chosen]
-        h = np.arange(1, horizon + 1)
-        damp_sum = np.cumsum(phi ** h.astype(np.float64))
         seas = season[rows, chosen][:, (t - 1 + h) % m] if use_season else 0.0
         point = lvl[:, None] + trd[:, None] * damp_sum[None, :] + seas
         # Variance of an h-step ETS(A,N,A) error: sigma^2 (1 + (h - 1) alpha^2).
         a = alpha[0, chosen]
         widening = np.sqrt(1.0 + (h[None, :] - 1) * (a[:, None] ** 2))
         spread = residual_spread(residuals, quantiles)
-        return point, spread, widening
+        return point, spread, widening, snapshots[rows, :, chosen]
 
 
 def _initial_season(y: FloatArray, m: int) -> FloatArray:

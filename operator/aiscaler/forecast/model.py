@@ -63,9 +63,10 @@ ZERO_NOTE = "no demand in the model's input window: forecast 0"
 MIN_CALIBRATION_POINTS = 20
 CALIBRATED_INTERVAL = (0.1, 0.9)  # scaled to cover 80% of each series' recent targets
 CALIBRATION_LIMITS = (0.5, 4.0)
-# Seasonal naive replaces the model on a series only when the model's recent error is clearly
-# larger: a few dozen targets are a noisy comparison.
+# A shadow (seasonal naive, Holt-Winters) replaces the model on a series only when the model's
+# recent error is clearly larger: a few dozen targets are a noisy comparison.
 SHADOW_MARGIN = 1.1
+KEEP_MODEL, SEASONAL_NAIVE, HOLT_WINTERS = 0, 1, 2  # which forecaster a series gets
 
 
 class CheckpointError(RuntimeError):
@@ -431,7 +432,8 @@ class ModelForecaster:
     `min_history_steps` observed points in the recent context, and for the whole call when the
     horizon asked for is longer than the model's or a quantile lies outside its trained range.
     Each series' intervals are calibrated on its own recent past, and a series on which seasonal
-    naive did better than the model over that past gets seasonal naive (see `_recent_record`).
+    naive or Holt-Winters did better than the model over that past gets the better of the two
+    (see `_recent_record`).
     """
 
     name = "model"
@@ -441,6 +443,7 @@ class ModelForecaster:
         self.net = net
         self.fallback: Forecaster = fallback or HoltWintersForecaster(season_s=cfg.season_s)
         self.shadow = SeasonalNaiveForecaster(season_s=cfg.season_s)
+        self.holt_winters = HoltWintersForecaster(season_s=cfg.season_s)
 
     @classmethod
     def load(cls, path: str | Path) -> ModelForecaster:
@@ -475,12 +478,21 @@ class ModelForecaster:
             y, np.arange(n, dtype=np.int64), np.full(n, y.shape[1] - 1, dtype=np.int64), step_s
         )
         short = observed < cfg.min_history_steps
-        beaten = np.zeros(n, dtype=np.bool_)
+        better = np.full(n, KEEP_MODEL)  # which shadow did better on the series' recent past
         values = np.zeros((n, horizon, len(quantiles)))
-        if use_net.any():
+        net_rows = [int(i) for i in np.flatnonzero(use_net)]
+        hw_forecasts: dict[int, Forecast] = {}
+        if net_rows:
+            back = [horizon * (k + 1) for k in range(cfg.calibration_origins)]
+            hw, hw_past = self.holt_winters.forecast_and_past(
+                [histories[i] for i in net_rows], step_s, horizon, quantiles, back
+            )
+            hw_forecasts = dict(zip(net_rows, hw, strict=True))
             out = out[use_net, :horizon, :]
             median = out[:, :, cfg.median_index : cfg.median_index + 1]
-            factor, zero_share, beaten[use_net] = self._recent_record(y[use_net], step_s, horizon)
+            factor, zero_share, better[use_net] = self._recent_record(
+                y[use_net], step_s, horizon, hw_past
+            )
             out = (median + factor[:, None, None] * (out - median)) * scale[use_net, None, None]
             out = interpolate_quantiles(out, cfg.quantiles, quantiles)
             values[use_net] = with_zero_mass(out, quantiles, zero_share)
@@ -495,12 +507,14 @@ class ModelForecaster:
                     f"below the model's minimum of {cfg.min_history_steps}: used {f.source}"
                 )
                 result[i] = _with_note(f, note)
-        if beaten.any():
-            idx = [int(i) for i in np.flatnonzero(beaten)]
-            fb = self.shadow.forecast([histories[i] for i in idx], step_s, horizon, quantiles)
-            note = f"the model's recent error on this series was above {self.shadow.name}'s"
-            for i, f in zip(idx, fb, strict=True):
-                result[i] = _with_note(f, f"{note}: used {f.source}")
+        naive_rows = [int(i) for i in np.flatnonzero(better == SEASONAL_NAIVE)]
+        naive = self.shadow.forecast([histories[i] for i in naive_rows], step_s, horizon, quantiles)
+        shadows = dict(zip(naive_rows, naive, strict=True))
+        shadows |= {int(i): hw_forecasts[int(i)] for i in np.flatnonzero(better == HOLT_WINTERS)}
+        for i, f in shadows.items():
+            name = self.shadow.name if better[i] == SEASONAL_NAIVE else self.holt_winters.name
+            note = f"the model's recent error on this series was above {name}'s"
+            result[i] = _with_note(f, f"{note}: used {f.source}")
         return result
 
     def _network(
@@ -527,11 +541,12 @@ class ModelForecaster:
         return out, usable, scale, observed
 
     def _recent_record(
-        self, y: FloatArray, step_s: float, horizon: int
-    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+        self, y: FloatArray, step_s: float, horizon: int, hw_past: FloatArray
+    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
         """How the model did on each series' own recent past: the interval factor, the share of
-        targets that were exactly 0 (see `with_zero_mass`), and whether seasonal naive did
-        better (shadow scoring, DESIGN.md §4).
+        targets that were exactly 0 (see `with_zero_mass`), and which forecaster did better
+        (shadow scoring, DESIGN.md §4): KEEP_MODEL, SEASONAL_NAIVE or HOLT_WINTERS, whose point
+        forecasts at the same past origins are `hw_past` (n, calibration_origins, horizon).
 
         The model forecasts from `calibration_origins` past origins, `horizon` steps apart,
         whose targets are all observed history (nothing after the origin is used). The factor
@@ -545,7 +560,7 @@ class ModelForecaster:
         origins = (t - 1 - horizon) - horizon * np.arange(self.cfg.calibration_origins)
         origins = origins[origins >= 0]
         if origins.size == 0:
-            return np.ones(n), np.zeros(n), np.zeros(n, dtype=np.bool_)
+            return np.ones(n), np.zeros(n), np.full(n, KEEP_MODEL)
         rows = np.repeat(np.arange(n, dtype=np.int64), origins.size)
         past = np.tile(origins, n).astype(np.int64)
         out, usable, scale, _ = self._network(y, rows, past, step_s)
@@ -565,10 +580,16 @@ class ModelForecaster:
                 (actual - median) / np.maximum(hi - median, 1e-9),
                 (median - actual) / np.maximum(median - lo, 1e-9),
             )
-        counted = usable[:, None] & ~np.isnan(actual) & ~np.isnan(baseline)
+        holt = hw_past[:, : origins.size].reshape(n * origins.size, horizon) / divisor
+        counted = usable[:, None] & ~np.isnan(actual) & ~np.isnan(baseline) & ~np.isnan(holt)
         ratio = np.where(counted, ratio, np.nan).reshape(n, -1)
-        model_error = np.where(counted, np.abs(actual - median), 0.0).reshape(n, -1).sum(axis=1)
-        base_error = np.where(counted, np.abs(actual - baseline), 0.0).reshape(n, -1).sum(axis=1)
+
+        def error(forecast: FloatArray) -> FloatArray:
+            per_point = np.where(counted, np.abs(actual - forecast), 0.0)
+            summed: FloatArray = per_point.reshape(n, -1).sum(axis=1)
+            return summed
+
+        model_error, naive_error, holt_error = error(median), error(baseline), error(holt)
         counts = counted.reshape(n, -1).sum(axis=1)
         enough = counts >= MIN_CALIBRATION_POINTS
         zeros = (counted & (actual == 0)).reshape(n, -1).sum(axis=1)
@@ -578,8 +599,12 @@ class ModelForecaster:
         inside_at_zero = (actual.reshape(n, -1) == 0) & (zero_share >= low_level)[:, None]
         ratio = np.where(inside_at_zero & ~np.isnan(ratio), 0.0, ratio)
         factor = np.clip(row_quantiles(ratio, [0.8])[:, 0], *CALIBRATION_LIMITS)
-        beaten = enough & (model_error > SHADOW_MARGIN * base_error)
-        return np.where(enough, factor, 1.0), zero_share, beaten
+        # The better shadow (seasonal naive on a tie), if it beat the model by the margin.
+        naive_better = naive_error <= holt_error
+        shadow_error = np.where(naive_better, naive_error, holt_error)
+        shadow = np.where(naive_better, SEASONAL_NAIVE, HOLT_WINTERS)
+        better = np.where(enough & (model_error > SHADOW_MARGIN * shadow_error), shadow, KEEP_MODEL)
+        return np.where(enough, factor, 1.0), zero_share, better
 
 
 def with_zero_mass(

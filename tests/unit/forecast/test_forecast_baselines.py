@@ -148,6 +148,22 @@ def test_holt_winters_learns_a_clean_seasonal_pattern():
     assert fc.note == ""
 
 
+def test_holt_winters_past_forecasts_are_what_it_would_have_said_then():
+    # The clean pattern again: the fit's forecasts 5 and 29 steps before the end, 5 steps ahead,
+    # are the pattern's values after those origins; before the fitted window there are none.
+    m = 24
+    t = np.arange(6 * m + 5)
+    y = 50 + 20 * np.sin(2 * np.pi * t / m)
+    hw = HoltWintersForecaster(season_s=m * 60)
+    (fc,), past = hw.forecast_and_past([y], 60, 5, [0.5], back=(5, 29, len(y)))
+    assert past.shape == (1, 3, 5)
+    np.testing.assert_allclose(past[0, 0], y[-5:], atol=1.0)
+    np.testing.assert_allclose(past[0, 1], y[-29:-24], atol=1.0)
+    assert np.isnan(past[0, 2]).all()
+    # The forecast itself is the one `forecast` gives.
+    np.testing.assert_array_equal(fc.values, hw.forecast([y], 60, 5, [0.5])[0].values)
+
+
 def test_holt_winters_tolerates_gaps():
     m = 24
     t = np.arange(6 * m + 5)

@@ -239,7 +239,11 @@ def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_calibration_scales_the_intervals_around_the_unchanged_median(trained_tiny: Path):
+def test_calibration_scales_the_intervals_around_the_unchanged_median(
+    trained_tiny: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Shadow scoring off: on this series Holt-Winters does better than the tiny model.
+    monkeypatch.setattr(model_module, "SHADOW_MARGIN", np.inf)
     f = ModelForecaster.load(trained_tiny)
     y = daily_like(200, 10, seed=5) * np.random.default_rng(6).gamma(5, 0.2, 200)
     raw = _raw_network_forecast(f, y)
@@ -318,6 +322,18 @@ def test_a_series_where_seasonal_naive_did_better_gets_seasonal_naive(tiny_check
     assert fc.source == "seasonal_naive"
     assert "the model's recent error on this series was above seasonal_naive's" in fc.note
     np.testing.assert_array_equal(fc.values[:, 0], [5, 9, 20, 40])
+
+
+def test_a_series_where_holt_winters_did_better_gets_holt_winters(tiny_checkpoint: Path):
+    # A steady climb: seasonal naive lags a whole season behind, the untrained model is off,
+    # Holt-Winters' level follows it.
+    y = 100.0 + 2.0 * np.arange(200)
+    f = ModelForecaster.load(tiny_checkpoint)
+    (fc,) = f.forecast([y], 60, 4, [0.5])
+    assert fc.source == "holt_winters"
+    assert "the model's recent error on this series was above holt_winters's" in fc.note
+    (hw,) = HoltWintersForecaster(season_s=f.cfg.season_s).forecast([y], 60, 4, [0.5])
+    np.testing.assert_array_equal(fc.values, hw.values)
 
 
 def test_a_series_shorter_than_a_season_where_naive_did_better_gets_naive(tiny_checkpoint: Path):
