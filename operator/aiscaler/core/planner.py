@@ -160,8 +160,10 @@ def planned_values(forecast: Forecast, attainment: float) -> FloatArray:
 def _in_flight(spec: ServiceSpec, forecast: Forecast, known: float | None) -> Forecast:
     """The forecast of the requests in flight (core.inflight); `known`: the rate in flight now,
     None: the first step's median stands in."""
-    center, _ = quantile_values(forecast, 0.5)
     steps = steps_in_flight(spec.request_s, forecast.step_s)
+    if steps <= 1:  # the common case: no median to read
+        return forecast
+    center, _ = quantile_values(forecast, 0.5)
     return in_flight_forecast(forecast, center, steps, center[0] if known is None else known)
 
 
@@ -349,7 +351,8 @@ def plan_service(
     capacity = _capacity(spec)
     weight = min(1.0, config.tick_s / config.slo_window_s)
     margin = update_margin(memory.margin, obs.slo_met, spec.attainment, now, weight)
-    samples = _demand_samples(spec, obs, memory, now, config)
+    demand_problem = _demand_problem(obs, now, config)
+    samples = _demand_samples(spec, memory, now, config, obs.demand if not demand_problem else None)
 
     problem: tuple[Reason, str] | None = None
     floor: int | None = None
@@ -358,7 +361,7 @@ def plan_service(
     if capacity is None:
         problem = Reason.CAPACITY_UNKNOWN, f"capacity per replica is {spec.capacity_per_replica}"
     else:
-        problem = _demand_problem(obs, now, config)
+        problem = demand_problem
         if problem is None:
             assert obs.demand is not None
             load = statistics.fmean(s.rate for s in samples) if samples else obs.demand
@@ -439,19 +442,19 @@ def plan_service(
 
 def _demand_samples(
     spec: ServiceSpec,
-    obs: ServiceObservation,
     memory: ScaleMemory,
     now: float,
     config: PlannerConfig,
+    valid_demand: float | None,
 ) -> tuple[DemandSample, ...]:
-    """The valid demand samples of the last request time, this tick's included; none when the
-    demand's own rate window already spans a request (it counts the requests in flight)."""
+    """The valid demand samples of the last request time, this tick's (`valid_demand`, None when
+    unusable) included; none when the demand's own rate window already spans a request (it
+    counts the requests in flight)."""
     if spec.request_s is None or spec.request_s <= config.demand_window_s:
         return ()
     kept = tuple(s for s in memory.demand if now - spec.request_s < s.time < now)
-    if _demand_problem(obs, now, config) is None:
-        assert obs.demand is not None
-        kept += (DemandSample(time=now, rate=obs.demand),)
+    if valid_demand is not None:
+        kept += (DemandSample(time=now, rate=valid_demand),)
     return kept
 
 

@@ -409,19 +409,26 @@ class HoltWintersForecaster:
                 season[:, :, p] = np.where(seen, gamma * (obs - level) + (1 - gamma) * s, s)
             if i in snapshot_at:
                 ahead = season[:, :, (i + h) % m] if use_season else 0.0
-                snapshots[:, snapshot_at[i]] = (
-                    level[:, :, None] + trend[:, :, None] * damp_sum + ahead
-                )
+                snapshots[:, snapshot_at[i]] = _points_ahead(level, trend, damp_sum, ahead)
 
         lvl = level[rows, chosen]
         trd = trend[rows, chosen]
         seas = season[rows, chosen][:, (t - 1 + h) % m] if use_season else 0.0
-        point = lvl[:, None] + trd[:, None] * damp_sum[None, :] + seas
+        point = _points_ahead(lvl, trd, damp_sum, seas)
         # Variance of an h-step ETS(A,N,A) error: sigma^2 (1 + (h - 1) alpha^2).
         a = alpha[0, chosen]
         widening = np.sqrt(1.0 + (h[None, :] - 1) * (a[:, None] ** 2))
         spread = residual_spread(residuals, quantiles)
         return point, spread, widening, snapshots[rows, :, chosen]
+
+
+def _points_ahead(
+    level: FloatArray, trend: FloatArray, damp_sum: FloatArray, season: FloatArray | float
+) -> FloatArray:
+    """The h-step point forecasts (..., H) from a state: level + damped trend + the season
+    ahead (..., H; 0.0 without a season)."""
+    points: FloatArray = level[..., None] + trend[..., None] * damp_sum + season
+    return points
 
 
 def _initial_season(y: FloatArray, m: int) -> FloatArray:

@@ -441,9 +441,9 @@ class ModelForecaster:
     def __init__(self, cfg: ModelConfig, net: Network, fallback: Forecaster | None = None):
         self.cfg = cfg
         self.net = net
-        self.fallback: Forecaster = fallback or HoltWintersForecaster(season_s=cfg.season_s)
-        self.shadow = SeasonalNaiveForecaster(season_s=cfg.season_s)
         self.holt_winters = HoltWintersForecaster(season_s=cfg.season_s)
+        self.fallback: Forecaster = fallback or self.holt_winters
+        self.shadow = SeasonalNaiveForecaster(season_s=cfg.season_s)
 
     @classmethod
     def load(cls, path: str | Path) -> ModelForecaster:

@@ -106,13 +106,13 @@ class Scenario:
     def table(self, seed: int) -> ForecastTable:
         """The forecasts of this seed's arrivals, covering the lead time (the quantiles the
         operator asks for: every goal is planned from the same forecast, as in the cluster)."""
-        step = forecast_step(self.bin_s)
-        cfg = self.config
-        horizon = horizon_steps(step, cfg.cold_start_s + cfg.node_provision_s)
         table = self.tables.get(seed)
         if table is None:
             if self.forecaster is None:
                 raise ValueError("the aiscaler policy needs a forecaster")
+            cfg = self.config
+            lead_s = cfg.cold_start_s + cfg.node_provision_s
+            horizon = horizon_steps(forecast_step(self.bin_s), lead_s)
             counts = self.workload(seed).counts
             table = forecast_table(counts, self.bin_s, self.forecaster, horizon)
             self.tables[seed] = table
