@@ -27,17 +27,29 @@ def test_serving_is_a_fifo_queue_at_ready_times_capacity():
     requests start while a slot is free and wait beyond that."""
     serving = Serving()
     calm = serving.step(arrivals=4.0, ready=2, capacity=0.05, interval_s=1.0)
-    assert calm.waiting == 0.0 and calm.completed == pytest.approx(4.0, abs=0.1)
+    assert calm.waiting == 0.0 and calm.started == pytest.approx(4.0, abs=0.1)
     assert all(wait == 0.0 for wait, _ in calm.waits)
     busy = serving.step(arrivals=10.0, ready=2, capacity=0.05, interval_s=1.0)
     assert busy.waiting == pytest.approx(8.0, abs=0.2)  # 14 in the system, 6 slots
-    assert busy.completed == pytest.approx(2.0, abs=0.2)  # the slots left free
+    assert busy.started == pytest.approx(2.0, abs=0.2)  # the slots left free
     later = serving.step(arrivals=0.0, ready=6, capacity=0.05, interval_s=1.0)
-    assert later.waiting == 0.0 and later.completed == pytest.approx(8.0, abs=0.2)
+    assert later.waiting == 0.0 and later.started == pytest.approx(8.0, abs=0.2)
     waits = [wait for wait, _ in later.waits]
     assert waits == sorted(waits, reverse=True) and waits[0] > 0.0
     stalled = serving.step(arrivals=5.0, ready=0, capacity=0.05, interval_s=1.0)
-    assert (stalled.completed, stalled.waits) == (0.0, ())
+    assert (stalled.started, stalled.waits) == (0.0, ())
+
+
+def test_what_arrived_is_what_finished_plus_what_the_engine_holds_more_of():
+    """The conservation the vLLM demand query relies on (aiscaler.metrics.presets), through a
+    backlog, a scale-up that drains it, and a stall."""
+    serving = Serving()
+    held = 0.0
+    for arrivals, ready in [(4.0, 2), (10.0, 2), (10.0, 2), (3.0, 6), (0.0, 6), (5.0, 0)]:
+        served = serving.step(arrivals, ready, capacity=0.05, interval_s=1.0)
+        now_held = served.running + served.waiting
+        assert served.finished + now_held - held == pytest.approx(arrivals)
+        held = now_held
 
 
 def test_a_workload_integrates_its_rates_and_holds_the_ends():
@@ -136,8 +148,10 @@ def test_pods_wait_for_gpus_and_nodes_come_and_go(fast_cluster):
 
     rate = "sum by (namespace, model_name) (rate(vllm:request_success_total[30s]))"
     wait_for("a live scrape", lambda: (r := value(rate)) is not None and 9.0 < r < 11.0, 30)
-    # The live counter goes on from the history's half hour of 10 requests/s.
-    assert value("max(vllm:request_success_total)") >= 10.0 * 1800
+    # The live counter goes on from the history's half hour of 10 requests/s: what finished
+    # and what the engine holds are what arrived.
+    arrived = "max(vllm:request_success_total) + max(vllm:num_requests_running)"
+    assert value(f"{arrived} + max(vllm:num_requests_waiting)") >= 10.0 * 1800
     # The Ingress in front counts the same requests, as a service scaled to zero reads them.
     ingress = 'sum(rate(nginx_ingress_controller_requests{ingress="web"}[30s]))'
     assert 9.0 < (value(ingress) or 0.0) < 11.0

@@ -69,6 +69,17 @@ HISTORY = [
     counter(
         "vllm:e2e_request_latency_seconds_count", {"namespace": "team-c", "model_name": "old"}, 2.0
     ),
+    # Saturated: 5 requests/s finish while the queue grows by 0.5 a second (every slot busy);
+    # and one whose queue drains, with no running gauge.
+    counter("vllm:request_success_total", {"namespace": "team-d", "model_name": "busy"}, 5.0),
+    counter("vllm:num_requests_waiting", {"namespace": "team-d", "model_name": "busy"}, 0.5),
+    gauge("vllm:num_requests_running", {"namespace": "team-d", "model_name": "busy"}, 8.0),
+    counter("vllm:request_success_total", {"namespace": "team-d", "model_name": "drain"}, 5.0),
+    Series(
+        "vllm:num_requests_waiting",
+        {"namespace": "team-d", "model_name": "drain"},
+        [(t, 0.5 * (END - t)) for t in TIMES],
+    ),
     counter("train_samples_total", {"namespace": "team-a", "job": "trainer"}, 500.0),
     counter("train_samples_total", {"namespace": "team-b", "job": "trainer"}, 9000.0),
     counter("team_b_only_total", {"namespace": "team-b"}, 1.0),
@@ -123,6 +134,17 @@ def test_an_old_engine_version_is_read_through_its_old_metric_name(
     old = ServiceQuery("team-c", "old", selector={"model_name": "old"})
     measured = source.measure([old], [], END).services[old.key]
     assert value(measured.demand) == pytest.approx(2.0)
+
+
+def test_demand_counts_the_requests_a_growing_queue_holds_back(source: PrometheusMetrics) -> None:
+    busy, drain = (ServiceQuery("team-d", m, selector={"model_name": m}) for m in ("busy", "drain"))
+    measured = source.measure([busy, drain], [], END).services
+    # What arrived = what finished + what the engine holds more of (less, as a queue drains).
+    assert value(measured[busy.key].demand) == pytest.approx(5.5)
+    history = measured[busy.key].demand_history
+    assert isinstance(history, History)
+    np.testing.assert_allclose(history.values, np.full(60, 5.5))
+    assert value(measured[drain.key].demand) == pytest.approx(4.5)
 
 
 def test_data_that_stopped_arriving_is_stale_then_missing(source: PrometheusMetrics) -> None:

@@ -159,8 +159,21 @@ def test_training_job_parallelism_follows_the_budget_in_allowed_sizes(
 
     job = admin.get("batch/v1", "Job", namespace, "pretrain")
     assert job["spec"]["parallelism"] == 2  # the largest allowed size within 3 GPUs
+
+    # No GPU left: suspended, not shrunk to zero completions (that Job would complete for
+    # good); resumed at a size the budget allows later.
+    op.settings = Settings(prometheus_url=op.settings.prometheus_url, gpu_budget=0)
+    tick(op, admin, namespace)
+    job = admin.get("batch/v1", "Job", namespace, "pretrain")
+    assert job["spec"]["suspend"] is True and job["spec"]["completions"] == 2
+    assert status(admin, namespace, "pretrain", "TrainingJob")["workers"] == 0
+    op.settings = Settings(prometheus_url=op.settings.prometheus_url, gpu_budget=6)
+    tick(op, admin, namespace)
+    job = admin.get("batch/v1", "Job", namespace, "pretrain")
+    assert job["spec"]["suspend"] is False
+    assert job["spec"]["parallelism"] == job["spec"]["completions"] == 4
     history = status(admin, namespace, "pretrain", "TrainingJob")["resizeHistory"]
-    assert [(h["from"], h["to"]) for h in history] == [(0, 4), (4, 2)]
+    assert [(h["from"], h["to"]) for h in history] == [(0, 4), (4, 2), (2, 0), (0, 4)]
 
 
 def test_recommend_mode_changes_only_the_status(kube_api, namespace, admin, make_operator):

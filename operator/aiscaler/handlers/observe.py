@@ -87,7 +87,8 @@ def observe_trainings(
         try:
             if owned:
                 job = op.kube.list_by_name(listed, "batch/v1", "Job", namespace).get(target.name)
-                workers = int((job or {}).get("spec", {}).get("parallelism") or 0)
+                job_spec = (job or {}).get("spec", {})
+                workers = 0 if job_spec.get("suspend") else int(job_spec.get("parallelism") or 0)
             else:
                 job = None
                 workers = op.kube.read_scale(namespace, target).replicas

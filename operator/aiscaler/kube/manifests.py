@@ -220,8 +220,11 @@ def owned_training_job(
 
 
 def training_job_resize(workers: int) -> Manifest:
-    """The patch that resizes an owned elastic Indexed Job."""
-    return {"spec": {"parallelism": workers, "completions": workers}}
+    """The patch that resizes an owned elastic Indexed Job. Zero workers suspends it instead: a
+    Job of zero completions would complete and could not be resized again."""
+    if workers == 0:
+        return {"spec": {"suspend": True}}
+    return {"spec": {"suspend": False, "parallelism": workers, "completions": workers}}
 
 
 def rendezvous_service(owner: Owner) -> Manifest:

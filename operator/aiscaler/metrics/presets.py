@@ -49,27 +49,32 @@ class EnginePreset:
     """Metric names of one serving engine. Selector texts may carry label matchers."""
 
     requests: tuple[str, ...]  # counter of requests arriving or finishing (demand, req/s)
+    requests_at_finish: bool  # `requests` counts a request when it finishes, not when it arrives
     served: tuple[str, ...]  # counter of requests served successfully
     tokens: tuple[str, ...]  # counter of generated tokens (demand, tokens/s); () if none
     queue: tuple[str, ...]  # gauge of requests waiting
+    running: tuple[str, ...]  # gauge of requests being served; () if none
     latency: dict[str, LatencySource]  # "ttft" | "e2e" | "queue" -> source
 
 
 PRESETS: dict[str, EnginePreset] = {
     # vLLM: docs/source/design/v1/metrics.md in vllm-project/vllm lists the v0 names kept by the
-    # V1 engine. It has no arrival counter, so demand is measured as finished requests
-    # (`vllm:request_success_total`, label finished_reason=stop|length|abort, since v0.4); older
+    # V1 engine. It has no arrival counter, so demand is measured as finished requests plus the
+    # growth of the waiting queue (`demand_query`). Finished requests are
+    # `vllm:request_success_total` (label finished_reason=stop|length|abort, since v0.4); older
     # releases only have the e2e latency histogram's `_count`. The queue-time histogram
     # `vllm:request_queue_time_seconds` superseded `vllm:time_in_queue_requests` (same doc,
     # "Duplicated - Queue Time").
     "vllm": EnginePreset(
         requests=("vllm:request_success_total", "vllm:e2e_request_latency_seconds_count"),
+        requests_at_finish=True,
         served=(
             'vllm:request_success_total{finished_reason!="abort"}',
             "vllm:e2e_request_latency_seconds_count",
         ),
         tokens=("vllm:generation_tokens_total",),
         queue=("vllm:num_requests_waiting",),
+        running=("vllm:num_requests_running",),
         latency={
             "ttft": Histogram(("vllm:time_to_first_token_seconds",)),
             "e2e": Histogram(("vllm:e2e_request_latency_seconds",)),
@@ -82,9 +87,11 @@ PRESETS: dict[str, EnginePreset] = {
     # docs/references/production_metrics.md (`sglang:num_queue_reqs`, TTFT and e2e histograms).
     "sglang": EnginePreset(
         requests=("sglang:num_requests_total", "sglang:e2e_request_latency_seconds_count"),
+        requests_at_finish=True,
         served=("sglang:num_requests_total", "sglang:e2e_request_latency_seconds_count"),
         tokens=("sglang:generation_tokens_total",),
         queue=("sglang:num_queue_reqs",),
+        running=("sglang:num_running_reqs",),
         latency={
             "ttft": Histogram(("sglang:time_to_first_token_seconds",)),
             "e2e": Histogram(("sglang:e2e_request_latency_seconds",)),
@@ -97,9 +104,11 @@ PRESETS: dict[str, EnginePreset] = {
     # histogram.
     "tgi": EnginePreset(
         requests=("tgi_request_count",),
+        requests_at_finish=False,
         served=("tgi_request_success",),
         tokens=("tgi_request_generated_tokens_sum",),
         queue=("tgi_queue_size",),
+        running=(),
         latency={
             "e2e": Histogram(("tgi_request_duration",)),
             "queue": Histogram(("tgi_request_queue_duration",)),
@@ -111,9 +120,11 @@ PRESETS: dict[str, EnginePreset] = {
     # Triton has no token counter.
     "triton": EnginePreset(
         requests=('{__name__=~"nv_inference_request_success|nv_inference_request_failure"}',),
+        requests_at_finish=True,
         served=("nv_inference_request_success",),
         tokens=(),
         queue=("nv_inference_pending_request_count",),
+        running=(),
         latency={
             "ttft": Histogram(("nv_inference_first_response_histogram_ms",), to_seconds=1e-3),
             "e2e": MeanOfCounters(
@@ -161,7 +172,19 @@ def demand_query(engine: str, unit: str, by: Sequence[str], window_s: float) -> 
         return _rate_of_first(preset.tokens, by, window_s)
     if unit != "requestsPerSecond":
         raise BadQuery(f"unknown demand unit {unit!r}")
-    return _rate_of_first(preset.requests, by, window_s)
+    finished = _rate_of_first(preset.requests, by, window_s)
+    if not preset.requests_at_finish:
+        return finished
+    # Requests that arrive while every slot is busy wait and are not counted until they finish,
+    # so demand is what finished plus what the engine holds more of than at the window's start
+    # (what arrived, by conservation): above the served rate while a backlog builds, below it
+    # while one drains. Without the gauges their change counts as 0.
+    waiting, running = (
+        _or(f"sum by ({_labels(by)}) (delta({name}[{_s(window_s)}]))" for name in names)
+        for names in (preset.queue, preset.running)
+    )
+    held = f"({waiting}) + ({running}) or ({waiting})" if preset.running else waiting
+    return f"clamp_min(({finished}) + (({held}) / {round(window_s)} or ({finished}) * 0), 0)"
 
 
 def served_query(engine: str, by: Sequence[str], window_s: float) -> str:

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,10 +203,11 @@ class LocalCluster:
 
     def start(self, history_of: Sequence[Workload] = ()) -> None:
         """Start everything. The metrics these workloads' engines would have exposed until now
-        are written into Prometheus first (a service that ran before); the emulator serves no
-        workload until `set_workloads` names them (once their Deployments exist), and then
-        continues the counters of the same workload from where its history ends."""
-        write_workloads(self.workloads_file, [])
+        are written into Prometheus first (a service that ran before), and the emulator goes on
+        serving them with replicas enough for the demand, so their series have no gap (a rate
+        over a gap reads low); `set_workloads` attaches them to their Deployments' Ready pods,
+        counters continued."""
+        write_workloads(self.workloads_file, [replace(w, attached=False) for w in history_of])
         self.operator_targets.write_text("[]")
         self.prometheus.backfill(history(history_of, time.time()))
         try:

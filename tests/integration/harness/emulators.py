@@ -81,6 +81,9 @@ class Workload:
     rates: tuple[float, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
     ingress: str | None = None  # the Ingress in front of the Deployment, if any
+    # Served by its Deployment's Ready pods; if not, by replicas enough for the demand (a
+    # service that ran before its Deployment exists here), so its series has no gap.
+    attached: bool = True
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Workload:
@@ -96,6 +99,7 @@ class Workload:
             rates=rates,
             labels={str(k): str(v) for k, v in (raw.get("labels") or {}).items()},
             ingress=raw.get("ingress"),
+            attached=bool(raw.get("attached", True)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,6 +112,7 @@ class Workload:
             "rates": list(self.rates),
             "labels": dict(self.labels),
             "ingress": self.ingress,
+            "attached": self.attached,
         }
 
     @property
@@ -197,12 +202,16 @@ class WorkloadEmulator:
         service that ran before the emulation started); yields each step's time."""
         while self.t + HISTORY_STEP_S <= until:
             t = self.t + HISTORY_STEP_S
-            peak = max(self.workload.rate_at(self.t), self.workload.rate_at(t))
-            self.advance(t, math.ceil(peak / self.workload.capacity) + 1)
+            self.advance(t, self.enough_replicas(t))
             yield t
 
+    def enough_replicas(self, until: float) -> int:
+        """Replicas that serve the demand from now to `until` without a queue."""
+        peak = max(self.workload.rate_at(self.t), self.workload.rate_at(until))
+        return math.ceil(peak / self.workload.capacity) + 1
+
     def _record(self, served: Served) -> None:
-        self.requests += served.completed
+        self.requests += served.finished
         self.running, self.waiting = served.running, served.waiting
         for wait, count in served.waits:
             self.queue.observe(wait, count)
@@ -547,6 +556,10 @@ def serve(
                             pass
                     known.workload = workload
         for emulator in list(emulators.values()):
+            if not emulator.workload.attached:
+                with lock:
+                    emulator.advance(now, emulator.enough_replicas(now))
+                continue
             try:
                 ready = ready_pods(core, apps, emulator.workload)
             except client.ApiException as error:

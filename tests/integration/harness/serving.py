@@ -26,9 +26,10 @@ WAIT_SAMPLES = 8  # points at which the wait of the requests leaving in an inter
 class Served:
     """What one interval did: gauges at its end, and increments of the counters."""
 
-    running: float  # requests being decoded (gauge)
+    running: float  # requests holding a slot (gauge)
     waiting: float  # requests queued (gauge)
-    completed: float  # requests that left the queue (started) in the interval
+    started: float  # requests that left the queue in the interval
+    finished: float  # requests that gave their slot back in the interval (what vLLM counts)
     waits: tuple[tuple[float, float], ...]  # (queueing wait in s, requests) of those started
 
 
@@ -54,13 +55,16 @@ class Serving:
         queued_after = max(0.0, after - busy_slots)
         self.queued = queued_after
         started = max(0.0, queued_before + arrivals - queued_after)
-        running = busy / interval_s
+        # What is held at the end: running + waiting = in_system, so arrivals = finished + the
+        # change of both gauges, as in a real engine.
+        running = min(after, busy_slots)
+        finished = busy * per_slot
         if started <= 0.0 or ready == 0:
-            return Served(running, queued_after, 0.0, ())
+            return Served(running, queued_after, 0.0, finished, ())
         rate = busy_slots * per_slot
         first, last = queued_before / rate, queued_after / rate
         share = started / WAIT_SAMPLES
         waits = tuple(
             (first + (last - first) * (k + 0.5) / WAIT_SAMPLES, share) for k in range(WAIT_SAMPLES)
         )
-        return Served(running, queued_after, started, waits)
+        return Served(running, queued_after, started, finished, waits)

@@ -132,7 +132,11 @@ def test_training_job_default_nnodes_is_min_colon_max():
 
 def test_resize_patches_parallelism_and_completions_together():
     # an elastic Indexed Job accepts a resize only when both stay equal
-    assert training_job_resize(5) == {"spec": {"parallelism": 5, "completions": 5}}
+    assert training_job_resize(5) == {
+        "spec": {"suspend": False, "parallelism": 5, "completions": 5}
+    }
+    # Zero completions would complete the Job for good: zero workers suspends it.
+    assert training_job_resize(0) == {"spec": {"suspend": True}}
 
 
 def test_rendezvous_service_is_headless_and_selects_the_workers():

@@ -67,7 +67,12 @@ def test_every_preset_query_groups_by_namespace_and_selector_labels(
         # Old and new names of the same thing are joined with `or`, newest first.
         (
             lambda: presets.demand_query("vllm", "requestsPerSecond", BY, 60),
-            {"vllm:request_success_total", "vllm:e2e_request_latency_seconds_count"},
+            {
+                "vllm:request_success_total",
+                "vllm:e2e_request_latency_seconds_count",
+                "vllm:num_requests_waiting",  # finished + what the engine holds more of
+                "vllm:num_requests_running",
+            },
         ),
         (
             lambda: presets.latency_query("vllm", "queue", 0.9, BY, 60),
@@ -84,7 +89,12 @@ def test_every_preset_query_groups_by_namespace_and_selector_labels(
         ),
         (
             lambda: presets.demand_query("sglang", "requestsPerSecond", BY, 60),
-            {"sglang:num_requests_total", "sglang:e2e_request_latency_seconds_count"},
+            {
+                "sglang:num_requests_total",
+                "sglang:e2e_request_latency_seconds_count",
+                "sglang:num_queue_reqs",
+                "sglang:num_running_reqs",
+            },
         ),
         (lambda: presets.queue_query("sglang", BY, 60), {"sglang:num_queue_reqs"}),
         (lambda: presets.demand_query("tgi", "requestsPerSecond", BY, 60), {"tgi_request_count"}),
@@ -95,7 +105,10 @@ def test_every_preset_query_groups_by_namespace_and_selector_labels(
         (lambda: presets.queue_query("tgi", BY, 60), {"tgi_queue_size"}),
         (
             lambda: presets.demand_query("triton", "requestsPerSecond", BY, 60),
-            {"nv_inference_request_success|nv_inference_request_failure"},
+            {
+                "nv_inference_request_success|nv_inference_request_failure",
+                "nv_inference_pending_request_count",
+            },
         ),
         (
             lambda: presets.latency_query("triton", "queue", 0.9, BY, 60),
