@@ -60,7 +60,7 @@ class EnginePreset:
 PRESETS: dict[str, EnginePreset] = {
     # vLLM: docs/source/design/v1/metrics.md in vllm-project/vllm lists the v0 names kept by the
     # V1 engine. It has no arrival counter, so demand is measured as finished requests plus the
-    # growth of the waiting queue (`demand_query`). Finished requests are
+    # change of the requests it holds, waiting and running (`demand_query`). Finished requests are
     # `vllm:request_success_total` (label finished_reason=stop|length|abort, since v0.4); older
     # releases only have the e2e latency histogram's `_count`. The queue-time histogram
     # `vllm:request_queue_time_seconds` superseded `vllm:time_in_queue_requests` (same doc,
