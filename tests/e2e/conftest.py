@@ -125,6 +125,9 @@ def replay(
         balloon_nodes=loop.nodes_requested_by_balloons(cluster),
         attainment=recorder.attainment_since(start),
     )
+    early = [name for name, created in run.balloon_nodes if created < peak_start]
+    print(f"attainment over the replay: {run.attainment:.3f}; nodes for balloons: "
+          f"{len(run.balloon_nodes)}, before the peak: {len(early)}")  # fmt: skip
     run.upgrade = upgrade(cluster, helm, operator)
     operator.stop()
     helm.uninstall()

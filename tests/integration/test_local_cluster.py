@@ -40,12 +40,27 @@ def test_serving_is_a_fifo_queue_at_ready_times_capacity():
     assert (stalled.started, stalled.waits) == (0.0, ())
 
 
+def test_a_scale_down_drains_what_the_leaving_replicas_serve():
+    """A replica that leaves finishes its requests (as the simulator drains a removed pod):
+    they do not queue for the replicas that stay, so a scale-down to enough slots costs no
+    wait."""
+    serving = Serving()
+    serving.step(arrivals=12.0, ready=6, capacity=0.05, interval_s=1.0)  # 12 of 18 slots
+    after = serving.step(arrivals=1.0, ready=2, capacity=0.05, interval_s=1.0)  # 6 slots
+    assert after.waiting == 0.0 and after.started == pytest.approx(1.0, abs=0.1)
+    assert all(wait == 0.0 for wait, _ in after.waits)
+    assert after.running == pytest.approx(12.8, abs=0.2)  # 8 of them on the leaving replicas
+    drained = serving.step(arrivals=0.0, ready=2, capacity=0.05, interval_s=600.0)
+    assert drained.running == pytest.approx(0.0, abs=1e-3)
+
+
 def test_what_arrived_is_what_finished_plus_what_the_engine_holds_more_of():
     """The conservation the vLLM demand query relies on (aiscaler.metrics.presets), through a
-    backlog, a scale-up that drains it, and a stall."""
+    backlog, a scale-up that drains it, a scale-down and a stall."""
     serving = Serving()
     held = 0.0
-    for arrivals, ready in [(4.0, 2), (10.0, 2), (10.0, 2), (3.0, 6), (0.0, 6), (5.0, 0)]:
+    steps = [(4.0, 2), (10.0, 2), (10.0, 2), (3.0, 6), (0.0, 6), (2.0, 3), (5.0, 0), (1.0, 0)]
+    for arrivals, ready in steps:
         served = serving.step(arrivals, ready, capacity=0.05, interval_s=1.0)
         now_held = served.running + served.waiting
         assert served.finished + now_held - held == pytest.approx(arrivals)

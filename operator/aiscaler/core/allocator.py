@@ -355,7 +355,9 @@ def _plan_nodes(
     config: PlannerConfig,
 ) -> PoolPlan:
     """The pool's pods now (as planned; recommend-mode items as they are) and within its
-    provisioning time (services at their forecast need), bin-packed."""
+    provisioning time plus each service's cold start (services at their forecast need),
+    bin-packed: a balloon asks for the node a provisioning time before a replica, scaled a cold
+    start ahead of its need, preempts it (the balloon's GPUs count as free for that replica)."""
     now_pods: list[int] = []
     lead_pods: list[int] = []
     for item in inference:
@@ -363,7 +365,7 @@ def _plan_nodes(
             continue
         d, spec = item.decision, item.spec
         replicas = d.replicas if d.apply else item.obs.current_replicas
-        horizon = pool.provisioning_s + config.tick_s
+        horizon = pool.provisioning_s + spec.cold_start_s + config.tick_s
         margin = d.memory.margin.factor
         need = replicas_needed_within(spec, item.obs, now, horizon, config, margin) or 0
         now_pods += [spec.gpus_per_replica] * replicas

@@ -2,8 +2,8 @@
 
 A balloon pod is a low-priority pause container requesting a whole node's GPUs: while it is
 pending, the cluster autoscaler (or Karpenter) adds a node for it; real pods preempt it. One
-balloon per node the forecast will need within the pool's provisioning time, beyond the nodes
-the planned pods need now.
+balloon per node the forecast will need within the pool's provisioning time plus the service's
+cold start (the allocator's horizon), beyond the nodes the planned pods need now.
 """
 
 from __future__ import annotations
@@ -44,18 +44,18 @@ def plan_pool(pool: PoolSpec, pods_now: Sequence[int], pods_at_lead: Sequence[in
     if ahead > pool.max_nodes or now > pool.max_nodes:
         reason = Reason.MAX_NODES_REACHED
         message = (
-            f"pods need {ahead} nodes within {pool.provisioning_s:.0f}s, "
+            f"pods need {ahead} nodes within {pool.provisioning_s:.0f}s + a cold start, "
             f"the pool allows {pool.max_nodes}"
         )
     elif balloons > 0:
         reason = Reason.HEADROOM
         message = (
-            f"{now} nodes now, {ahead} within {pool.provisioning_s:.0f}s: "
+            f"{now} nodes now, {ahead} within {pool.provisioning_s:.0f}s + a cold start: "
             f"{balloons} balloon pod(s) of {pool.gpus_per_node} GPUs"
         )
     else:
         reason = Reason.NO_HEADROOM_NEEDED
-        message = f"{now} nodes now, {ahead} within {pool.provisioning_s:.0f}s"
+        message = f"{now} nodes now, {ahead} within {pool.provisioning_s:.0f}s + a cold start"
     return PoolPlan(
         name=pool.name,
         gpus_planned=gpus,

@@ -13,7 +13,9 @@ from aiscaler.kube.manifests import BALLOON_LABEL
 class PoolGpus:
     nodes: int  # schedulable, Ready nodes of the pool
     allocatable: int  # GPUs the kubelets offer on them
-    free: int  # allocatable minus the requests of pods bound to them
+    # Allocatable minus the requests of pods bound to them, plus the GPUs of the operator's
+    # balloon pods still waiting for their node: those GPUs are on their way to the pool.
+    free: int
 
 
 def _quantity(value: Any) -> int:
@@ -57,20 +59,29 @@ def gpus_per_pool(
 ) -> dict[str, PoolGpus]:
     """GPU nodes, allocatable and free GPUs of each pool (pool name -> node selector).
 
-    Pods that finished (Succeeded/Failed) hold nothing; pods not bound to a node are not counted
-    (they are demand, not usage); the operator's balloon pods count as free, since they only keep
-    GPUs for the planner and any real pod preempts them. A node in several pools counts in each."""
+    Pods that finished (Succeeded/Failed) hold nothing; other pods not bound to a node are not
+    counted (they are demand, not usage). The operator's balloon pods count as free, since they
+    only keep GPUs for the planner and any real pod preempts them; a balloon still pending counts
+    too: the node it asked for is being provisioned, and a replica scaled a cold start ahead will
+    find it. A node in several pools counts in each."""
     requested: dict[str, int] = {}
+    coming: dict[str, int] = {}  # pool -> GPUs of its balloons waiting for a node
     for pod in pods:
-        if BALLOON_LABEL in ((pod.get("metadata") or {}).get("labels") or {}):
-            continue
         phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            continue
         node_name = (pod.get("spec") or {}).get("nodeName")
-        if node_name and phase not in ("Succeeded", "Failed"):
+        balloon_pool = ((pod.get("metadata") or {}).get("labels") or {}).get(BALLOON_LABEL)
+        if balloon_pool is not None:
+            if not node_name:
+                gpus = pod_gpu_request(pod, resource_name)
+                coming[balloon_pool] = coming.get(balloon_pool, 0) + gpus
+        elif node_name:
             requested[node_name] = requested.get(node_name, 0) + pod_gpu_request(pod, resource_name)
     result: dict[str, PoolGpus] = {}
     for pool, selector in pools.items():
-        count = allocatable = free = 0
+        count = allocatable = 0
+        free = coming.get(pool, 0)
         for node in nodes:
             labels = (node.get("metadata") or {}).get("labels") or {}
             if not _usable(node) or not _matches(labels, selector):

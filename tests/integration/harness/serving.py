@@ -7,11 +7,14 @@ replica has `default_slots(capacity)` slots, a request holds one for slots / cap
 average, and the requests in the system beyond the busy slots wait, first in, first out.
 Requests that start in an interval waited, in FIFO order, from the queue at its start over the
 service rate to the queue at its end over it; time to first token is that wait plus the prefill.
+A replica that stops being Ready (a scale-down) takes its share of the requests being served
+with it and finishes them, as the simulator drains a removed pod; it takes no new one.
 When the simulator's serving kernel changes, `Serving.step` is what follows it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from aiscaler.sim.serving import fluid_step
@@ -26,7 +29,7 @@ WAIT_SAMPLES = 8  # points at which the wait of the requests leaving in an inter
 class Served:
     """What one interval did: gauges at its end, and increments of the counters."""
 
-    running: float  # requests holding a slot (gauge)
+    running: float  # requests holding a slot, on Ready replicas or draining ones (gauge)
     waiting: float  # requests queued (gauge)
     started: float  # requests that left the queue in the interval
     finished: float  # requests that gave their slot back in the interval (what vLLM counts)
@@ -40,6 +43,8 @@ class Serving:
     def __init__(self) -> None:
         self.in_system = 0.0  # requests being served or waiting
         self.queued = 0.0  # of which waiting for a slot, at the end of the last step
+        self.ready = 0  # Ready replicas in the last step
+        self.draining = 0.0  # requests finishing on replicas that are no longer Ready
 
     def step(self, arrivals: float, ready: int, capacity: float, interval_s: float) -> Served:
         """Serve `arrivals` requests arriving over `interval_s` seconds with `ready` replicas of
@@ -47,6 +52,14 @@ class Serving:
         slots = default_slots(capacity)
         per_slot = capacity / slots  # 1 / the mean time a request holds a slot
         busy_slots = float(ready * slots)
+        if ready < self.ready:
+            serving = min(self.in_system, float(self.ready * slots))
+            leaving = serving * (self.ready - ready) / self.ready
+            self.in_system -= leaving
+            self.draining += leaving
+        self.ready = ready
+        drained = self.draining * -math.expm1(-per_slot * interval_s)
+        self.draining -= drained
         before = self.in_system
         after, busy, _ = fluid_step(before, arrivals / interval_s, per_slot, busy_slots, interval_s)
         self.in_system = after
@@ -57,8 +70,8 @@ class Serving:
         started = max(0.0, queued_before + arrivals - queued_after)
         # What is held at the end: running + waiting = in_system, so arrivals = finished + the
         # change of both gauges, as in a real engine.
-        running = min(after, busy_slots)
-        finished = busy * per_slot
+        running = min(after, busy_slots) + self.draining
+        finished = busy * per_slot + drained
         if started <= 0.0 or ready == 0:
             return Served(running, queued_after, 0.0, finished, ())
         rate = busy_slots * per_slot

@@ -181,6 +181,20 @@ def test_pool_plan_keeps_balloons_for_demand_within_provisioning_time() -> None:
     assert pp.reason == Reason.HEADROOM and pp.gpus_planned == 3
 
 
+def test_balloons_ask_for_a_node_a_cold_start_before_the_replicas_do() -> None:
+    # Provisioning 300 s, cold start 120 s: a need from 420-480 s on is the balloons' (the node
+    # must be there when the replica is scaled, 120 s before), not yet the Deployment's.
+    pool = PoolSpec(name="gpu", gpus_per_node=4, max_nodes=4, provisioning_s=300.0)
+    later = forecast([30.0] * 7 + [120.0] * 13)
+    p = plan([(spec(name="s", pool="gpu"), obs(3, 30.0, later))], pools=[pool])
+    assert p.services[0].replicas == 3
+    (pp,) = p.pools
+    assert (pp.nodes_now, pp.balloon_pods) == (1, 2)
+    beyond = forecast([30.0] * 8 + [120.0] * 12)  # from 480 s on: beyond every lead
+    p = plan([(spec(name="s", pool="gpu"), obs(3, 30.0, beyond))], pools=[pool])
+    assert p.pools[0].balloon_pods == 0
+
+
 def test_memories_are_used_per_service() -> None:
     s, o = wants("a", 6)
     calm = obs(6, 10.0, flat(10.0))

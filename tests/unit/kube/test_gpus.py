@@ -37,6 +37,10 @@ H100 = {"pool": "h100"}
         ([pod("n2", 1, init=4)], 12),  # init container larger than the main containers
         ([pod("elsewhere", 8)], 16),  # a node outside the pool
         ([pod("n1", 8, labels={"aiscaler.dev/balloon-pool": "h100"})], 16),  # balloons are free
+        # A pending balloon's node is on its way: a replica scaled now will find its GPUs.
+        ([pod(None, 8, phase="Pending", labels={"aiscaler.dev/balloon-pool": "h100"})], 24),
+        ([pod(None, 8, phase="Pending", labels={"aiscaler.dev/balloon-pool": "a100"})], 16),
+        ([pod(None, 8, phase="Failed", labels={"aiscaler.dev/balloon-pool": "h100"})], 16),
     ],
 )
 def test_free_gpus(pods, expected_free):
