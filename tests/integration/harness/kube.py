@@ -268,7 +268,7 @@ class KubeControlPlane:
         return resource, body, namespace
 
     def apply_crds(self, crd_dir: Path, timeout: float = 60.0) -> list[str]:
-        """Apply every CustomResourceDefinition in crd_dir/*.yaml; wait until all are Established.
+        """Apply every CustomResourceDefinition in crd_dir/*.yaml; wait until all are served.
 
         Returns the CRD names. Documents of other kinds in those files are an error.
         """
@@ -282,25 +282,55 @@ class KubeControlPlane:
                 except ApiException as error:
                     raise CrdRejected(path, error) from error
                 names.append(manifest["metadata"]["name"])
-        self._wait_established(names, timeout)
+        self.wait_served(names, timeout)
         return names
 
-    def _wait_established(self, names: list[str], timeout: float) -> None:
+    def wait_served(self, names: Iterable[str], timeout: float = 60.0) -> None:
+        """Wait until each CRD in `names` is Established and its watch cache is filled.
+
+        A CRD's watch cache fills after it is Established; until then the API server answers a
+        watch 429 "storage is (re)initializing". A client retries, but kopf logs each retry as
+        an error, so an operator started at once would log one.
+        """
         extensions = client.ApiextensionsV1Api(self.api_client)
+        custom = client.CustomObjectsApi(self.api_client)
         deadline = time.monotonic() + timeout
         pending = set(names)
         while pending:
             for name in sorted(pending):
                 crd = extensions.read_custom_resource_definition(name)
-                conditions = (crd.status and crd.status.conditions) or []
-                if any(c.type == "Established" and c.status == "True" for c in conditions):
+                conds = (crd.status and crd.status.conditions) or []
+                established = any(c.type == "Established" and c.status == "True" for c in conds)
+                if established and self._watch_served(custom, crd.spec):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
                 raise ComponentFailed(
-                    f"CRDs not Established after {timeout:.0f}s: {sorted(pending)}"
+                    f"CRDs not Established and watchable after {timeout:.0f}s: {sorted(pending)}"
                 )
             if pending:
                 time.sleep(0.2)
+
+    @staticmethod
+    def _watch_served(custom: client.CustomObjectsApi, crd: Any) -> bool:
+        """Whether a watch of the CRD's objects from their newest version is served."""
+        group, plural, version = crd.group, crd.names.plural, crd.versions[0].name
+        listed = custom.list_cluster_custom_object(group, version, plural, limit=1)
+        try:
+            watch = custom.list_cluster_custom_object(
+                group,
+                version,
+                plural,
+                watch=True,
+                resource_version=listed["metadata"]["resourceVersion"],
+                timeout_seconds=1,
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status == 429:
+                return False
+            raise
+        watch.close()
+        return True
 
     def create_namespace(self, prefix: str = "test") -> str:
         """A new namespace with a random suffix; returns its name."""

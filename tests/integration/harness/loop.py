@@ -29,6 +29,7 @@ from .helm import NAMESPACE, Helm
 from .kube import load_manifests
 
 EXAMPLES = REPO_ROOT / "examples"
+CHART_CRDS = REPO_ROOT / "charts" / "aiscaler" / "crds"
 API = "aiscaler.dev/v1alpha1"
 LLAMA = ("inference", "llama-3-70b")  # the flagship example: a vLLM Deployment scaled by aiscaler
 # The scale-to-zero example: a Deployment aiscaler owns, behind an Ingress of the same name.
@@ -39,11 +40,13 @@ BALLOON_LABEL = "aiscaler.dev/balloon-pool"
 
 
 def install_chart(cluster: LocalCluster, helm: Helm, *args: str) -> str:
-    """`helm upgrade --install` with the cluster's pools, tick and Prometheus; returns helm's
-    output (NOTES included)."""
+    """`helm upgrade --install` with the cluster's pools, tick and Prometheus, then wait until
+    the chart's CRDs are served; returns helm's output (NOTES included)."""
     values = cluster.workdir / "cluster-values.yaml"
     values.write_text(yaml.safe_dump(cluster.config.helm_values(cluster.prometheus.url)))
-    return helm.install("-f", str(values), *args)
+    output = helm.install("-f", str(values), *args)
+    cluster.plane.wait_served(crd.stem for crd in CHART_CRDS.glob("*.yaml"))
+    return output
 
 
 def compressed(cluster: LocalCluster) -> dict[tuple[str, str, str], dict[str, Any]]:
