@@ -40,6 +40,7 @@ def test_read_and_scale_through_the_scale_subresource(kube_api, namespace, api):
     tests_apply = FieldManager("aiscaler-tests", "Apply")
     assert states[(namespace, ref)] == ScaleState(2, 0, (tests_apply,))
     assert isinstance(states[(namespace, missing)], NotFound)
+    assert states[(namespace, missing)].__traceback__ is None  # a value: no frames held
 
     api.scale(namespace, ref, 5)
     # aiscaler owns the replica count alone now, and nothing else of the Deployment

@@ -23,6 +23,7 @@ import urllib3.util
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from aiscaler.core.errors import detached
 from aiscaler.kube.gpus import PoolGpus, gpus_per_pool
 from aiscaler.kube.manifests import (
     FIELD_MANAGER,
@@ -292,7 +293,7 @@ class KubeApi:
                 items = self.list(api_version, kind, namespace)
                 listed[key] = {o["metadata"]["name"]: o for o in items}
             except KubeError as exc:
-                listed[key] = exc
+                listed[key] = detached(exc)
         by_name = listed[key]
         if isinstance(by_name, KubeError):
             raise by_name
@@ -339,7 +340,7 @@ class KubeApi:
                 else:
                     result[key] = self.read_scale(namespace, ref)
             except KubeError as exc:
-                result[key] = exc
+                result[key] = detached(exc)
         return result
 
     def read_scale(self, namespace: str, ref: TargetRef) -> ScaleState:

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from aiscaler.core.errors import detached
 from aiscaler.metrics import presets
 from aiscaler.metrics.errors import BadQuery, Empty, MetricError
 from aiscaler.metrics.guard import confine
@@ -127,7 +128,7 @@ def plan(
                     )
                 )
         except BadQuery as error:
-            batches.append(Batch(kind, (), tuple(members), error))
+            batches.append(Batch(kind, (), tuple(members), detached(error)))
             continue
         batches.append(Batch(kind, by, tuple(members), query))
 
@@ -174,7 +175,10 @@ def _custom(
             raise BadQuery("preset custom needs demand.query")
         promql = confine(service.query, [service.namespace])
     except BadQuery as error:
-        return [Batch(kind, (), (service,), error) for kind in ("custom_history", "custom_demand")]
+        return [
+            Batch(kind, (), (service,), detached(error))
+            for kind in ("custom_history", "custom_demand")
+        ]
     return [
         Batch("custom_history", (), (service,), history(promql)),
         Batch("custom_demand", (), (service,), probe(promql)),
@@ -185,7 +189,7 @@ def _or_error(build: Callable[[], RangeQuery]) -> RangeQuery | MetricError:
     try:
         return build()
     except BadQuery as error:
-        return error
+        return detached(error)
 
 
 Answer = list[Series] | MetricError

@@ -19,6 +19,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from aiscaler.core.errors import detached
 from aiscaler.metrics.batch import Answer, RangeQuery, Settings, assemble, plan
 from aiscaler.metrics.errors import BadResponse, MetricError, Timeout, Unreachable
 from aiscaler.metrics.history import HistoryCache
@@ -107,7 +108,7 @@ class PrometheusMetrics:
         try:
             return parse_result(result)
         except MetricError as error:
-            return error
+            return detached(error)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
