@@ -175,10 +175,8 @@ def _custom(
             raise BadQuery("preset custom needs demand.query")
         promql = confine(service.query, [service.namespace])
     except BadQuery as error:
-        return [
-            Batch(kind, (), (service,), detached(error))
-            for kind in ("custom_history", "custom_demand")
-        ]
+        kept = detached(error)
+        return [Batch(kind, (), (service,), kept) for kind in ("custom_history", "custom_demand")]
     return [
         Batch("custom_history", (), (service,), history(promql)),
         Batch("custom_demand", (), (service,), probe(promql)),
