@@ -56,11 +56,15 @@ class Run:
     statuses: dict[tuple[str, str, str], dict[str, Any]]
     operator_metrics: str  # /metrics of the operator at the end of the replay
     dashboard: dict[str, list[Any]]  # each dashboard query -> Prometheus' result
-    balloon_nodes: list[tuple[str, float]]
     attainment: float  # share of the replay's requests within the TTFT target (Prometheus)
     upgrade: dict[str, Any] = field(default_factory=dict)
     leftovers: dict[str, list[str]] = field(default_factory=dict)
     crds_after_uninstall: list[str] = field(default_factory=list)
+
+    def balloon_nodes(self, until: float) -> list[str]:
+        """GPU nodes added for a balloon pod seen in the timeline until `until`."""
+        seen = (s.balloon_nodes for s in self.timeline.samples if s.t <= until)
+        return sorted(set().union(*seen))
 
 
 def ramp_rates() -> list[float]:
@@ -122,12 +126,11 @@ def replay(
         statuses=statuses(cluster, examples),
         operator_metrics=operator.metrics(),
         dashboard=dashboard_results(recorder),
-        balloon_nodes=loop.nodes_requested_by_balloons(cluster),
         attainment=recorder.attainment_since(start),
     )
-    early = [name for name, created in run.balloon_nodes if created < peak_start]
     print(f"attainment over the replay: {run.attainment:.3f}; nodes for balloons: "
-          f"{len(run.balloon_nodes)}, before the peak: {len(early)}")  # fmt: skip
+          f"{run.balloon_nodes(end)}, before the peak: "
+          f"{run.balloon_nodes(peak_start)}")  # fmt: skip
     run.upgrade = upgrade(cluster, helm, operator)
     operator.stop()
     helm.uninstall()

@@ -250,6 +250,9 @@ class Sample:
     workers: int  # training workers: pods of the training Job
     nodes: dict[str, int]  # GPU nodes per pool
     balloons: int  # balloon pods (any phase)
+    # GPU nodes there now that the node emulator added for a pending balloon pod (a node is
+    # recorded while it exists: one emptied after the drop is removed before the run ends).
+    balloon_nodes: tuple[str, ...]
     attainment: float | None  # share of the last minute's requests within the TTFT target
 
 
@@ -322,6 +325,7 @@ class Recorder:
             workers=sum(1 for p in workers if p.metadata.deletion_timestamp is None),
             nodes=per_pool,
             balloons=len(balloons),
+            balloon_nodes=tuple(n.metadata.name for n in nodes if _requested_by_balloon(n)),
             attainment=on_time / total if on_time is not None and total else None,
         )
 
@@ -371,14 +375,9 @@ def _ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
-def nodes_requested_by_balloons(cluster: LocalCluster) -> list[tuple[str, float]]:
-    """GPU nodes the node emulator added for a pending balloon pod: (name, creation time)."""
-    out = []
-    for node in client.CoreV1Api(cluster.plane.api_client).list_node().items:
-        asked = (node.metadata.annotations or {}).get(REQUESTED_FOR, "")
-        if any(pod.startswith(f"{NAMESPACE}/aiscaler-balloon-") for pod in asked.split(",")):
-            out.append((node.metadata.name, node.metadata.creation_timestamp.timestamp()))
-    return out
+def _requested_by_balloon(node: Any) -> bool:
+    asked = (node.metadata.annotations or {}).get(REQUESTED_FOR, "")
+    return any(pod.startswith(f"{NAMESPACE}/aiscaler-balloon-") for pod in asked.split(","))
 
 
 def timeline_table(samples: Sequence[Sample], start: float) -> Iterator[str]:
