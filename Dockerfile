@@ -20,9 +20,12 @@ FROM python:3.11-slim-bookworm
 COPY --from=build /opt/aiscaler/venv /opt/aiscaler/venv
 COPY model/checkpoint/ /opt/aiscaler/model/checkpoint/
 # The installed package does not sit next to model/, so point it at the checkpoint.
+# PYTHONMALLOC=malloc: Python objects in glibc's heap, which the operator trims after each tick
+# (pymalloc's arenas, pinned by a few live objects, kept the RSS growing under churn; issue 17).
 ENV PATH=/opt/aiscaler/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PYTHONMALLOC=malloc \
     HOME=/tmp \
     AISCALER_MODEL_PATH=/opt/aiscaler/model/checkpoint
 # Numeric, so the kubelet can verify runAsNonRoot; /tmp is the only writable path (emptyDir).

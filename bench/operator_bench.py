@@ -143,9 +143,11 @@ def operate_ticks(
 ) -> dict:
     """Ticks on the schedule; `components`: name -> pid of the API server, etcd and Prometheus,
     whose CPU time during each tick is counted with the operator's."""
+    from aiscaler.handlers.operator import free_memory_releaser
     from aiscaler.handlers.tick import run_tick
 
     op = build_operator(kubeconfig, prometheus_url, tick_s)
+    release_free_memory = free_memory_releaser()  # after each tick, as the operator's loop does
     print(
         "tick  total_s  observe  measure  forecast  plan   act  scales  status  events  errors"
         "  queries  points  rss_MB  peak_MB  cpu_s: operator " + " ".join(components)
@@ -173,6 +175,7 @@ def operate_ticks(
         report = run_tick(op, bodies, [], time.time())
         total = time.perf_counter() - started
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        release_free_memory()
         s, mem = report.seconds, memory_mb()
         row = {
             "tick": i,

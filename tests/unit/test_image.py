@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -88,17 +89,61 @@ def test_the_image_runs_as_a_numeric_non_root_user():
     assert uid.isdigit() and int(uid) != 0, f"USER must be a numeric non-root uid, got {uid!r}"
 
 
-def test_the_entrypoint_is_aiscaler_run_and_takes_the_chart_arguments():
-    [entrypoint] = [json.loads(arg) for op, arg in final_stage() if op == "ENTRYPOINT"]
-    assert entrypoint == ["aiscaler", "run"]
-    assert not [arg for op, arg in final_stage() if op == "CMD"]
+def operator_container() -> dict[str, Any]:
+    """The operator's container as the chart renders it with its defaults (deploy/)."""
     deployment = next(
         d
         for d in yaml.safe_load_all((ROOT / "deploy" / "aiscaler.yaml").read_text())
         if d and d["kind"] == "Deployment"
     )
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    for args in (container["args"], ["--verbose", "--namespace", "team-*"]):
+    return container
+
+
+# A churn's peak: many short-lived objects, one in 1,024 still alive after it (what a new
+# service keeps), freed; then the trim the operator runs after each tick. Prints the share of
+# the peak's memory the process still holds.
+PEAK_THEN_TRIM = """
+import gc
+from aiscaler.handlers.operator import free_memory_releaser
+def rss():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+trim = free_memory_releaser()
+base = rss()
+objects = [(i, str(i)) for i in range(1_000_000)]
+peak = rss()
+survivors = objects[::1024]
+del objects
+gc.collect()
+trim()
+print((rss() - base) / (peak - base))
+"""
+
+
+def share_kept_after_a_peak(pythonmalloc: str) -> float:
+    env = {**os.environ, "PYTHONMALLOC": pythonmalloc, "PYTHONPATH": str(ROOT / "operator")}
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_THEN_TRIM], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return float(result.stdout)
+
+
+def test_memory_a_peak_freed_goes_back_with_the_shipped_allocator():
+    # Python's own allocator keeps an arena while one object in it lives, so under churn the
+    # RSS crept up from peak to peak; glibc's heap gives back every free page at the trim
+    # after each tick (bench/RESULTS.md, operator under churn).
+    allocator = final_env()["PYTHONMALLOC"]
+    assert {"name": "PYTHONMALLOC", "value": allocator} in operator_container()["env"]
+    assert share_kept_after_a_peak(allocator) < 0.2
+    assert share_kept_after_a_peak("pymalloc") > 0.5  # what the setting is for
+
+
+def test_the_entrypoint_is_aiscaler_run_and_takes_the_chart_arguments():
+    [entrypoint] = [json.loads(arg) for op, arg in final_stage() if op == "ENTRYPOINT"]
+    assert entrypoint == ["aiscaler", "run"]
+    assert not [arg for op, arg in final_stage() if op == "CMD"]
+    for args in (operator_container()["args"], ["--verbose", "--namespace", "team-*"]):
         parsed = build_parser().parse_args([*entrypoint[1:], *args])
         assert parsed.command == "run"
 
@@ -115,7 +160,7 @@ def run_entrypoint(tmp_path: Path, **extra_env: str) -> subprocess.CompletedProc
     (tmp_path / "kubeconfig").write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AISCALER_")}
     for key, value in final_env().items():
-        if key.startswith("AISCALER_") or key in ("PYTHONUNBUFFERED", "HOME"):
+        if key.startswith("AISCALER_") or key in ("PYTHONUNBUFFERED", "PYTHONMALLOC", "HOME"):
             env[key] = value.replace(IMAGE_ROOT, str(ROOT))
     env.update(AISCALER_CONFIG_FILE=str(tmp_path / "config.yaml"), HOME=str(tmp_path))
     env["PYTHONPATH"] = str(ROOT / "operator")

@@ -235,7 +235,9 @@ def free_memory_releaser() -> Callable[[], object]:
     no-op where the C library has none (musl, macOS).
 
     glibc keeps freed memory in its arenas for reuse; giving back what a tick freed took the
-    RSS slope of 300 services under churn from +0.23 to +0.01 MB a minute (bench/RESULTS.md)."""
+    RSS slope of 300 services under churn from +0.23 to +0.01 MB a minute. With Python's objects
+    in glibc's heap too (`PYTHONMALLOC=malloc`, as the image and the chart run it) it gives back
+    what pymalloc's arenas kept, and 1,000 services under churn stay flat (bench/RESULTS.md)."""
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except AttributeError:
