@@ -66,6 +66,7 @@ CALIBRATION_LIMITS = (0.5, 4.0)
 # A shadow (seasonal naive, Holt-Winters) replaces the model on a series only when the model's
 # recent error is clearly larger: a few dozen targets are a noisy comparison.
 SHADOW_MARGIN = 1.1
+NETWORK_ROWS = 2048  # samples (series x origin) whose inputs are built at a time
 KEEP_MODEL, SEASONAL_NAIVE, HOLT_WINTERS = 0, 1, 2  # which forecaster a series gets
 
 
@@ -239,8 +240,9 @@ def weight_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 Float32Array = npt.NDArray[np.float32]
-Network = Callable[[Float32Array], npt.NDArray[np.floating[Any]]]
-"""Inputs (n, n_inputs) -> non-crossing normalised quantiles (n, horizon, Q)."""
+Network = Callable[[Float32Array, int], npt.NDArray[np.floating[Any]]]
+"""Inputs (n, n_inputs) and the steps ahead wanted (at most the horizon) -> non-crossing
+normalised quantiles (n, steps, Q)."""
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which the network was trained with
 # erf(x) = 1 - t * poly(t) * exp(-x^2), t = 1 / (1 + p x), for x >= 0 (Abramowitz and Stegun
@@ -296,17 +298,27 @@ class QuantileNetwork:
         )
         self._threads = ThreadpoolController()
 
-    def __call__(self, x: Float32Array) -> Float32Array:
+    def __call__(self, x: Float32Array, steps: int | None = None) -> Float32Array:
+        """Quantiles (n, steps, Q) of the first `steps` steps ahead (all of the horizon by
+        default): the output layer computes only those."""
+        steps = self.horizon if steps is None else steps
+        if not 0 < steps <= self.horizon:
+            raise ValueError(f"steps {steps} outside 1..{self.horizon}")
+        # The output layer's columns are quantile-major: level q's step s is column q * H + s.
+        columns = (np.arange(self.n_quantiles)[:, None] * self.horizon + np.arange(steps)).ravel()
+        out = np.ascontiguousarray(self.out[0][:, columns]), self.out[1][columns]
         with self._threads.limit(limits=1, user_api="blas"):
             # An empty x is one empty chunk, so that the result has the right shape.
             return np.concatenate(
                 [
-                    self._forward(np.asarray(x[i : i + self.CHUNK], dtype=np.float32))
+                    self._forward(np.asarray(x[i : i + self.CHUNK], dtype=np.float32), out)
                     for i in range(0, max(len(x), 1), self.CHUNK)
                 ]
             )
 
-    def _forward(self, x: Float32Array) -> Float32Array:
+    def _forward(
+        self, x: Float32Array, out_layer: tuple[Float32Array, Float32Array]
+    ) -> Float32Array:
         h = x @ self.inp[0]
         h += self.inp[1]
         work = np.empty_like(h), np.empty_like(h)
@@ -317,11 +329,11 @@ class QuantileNetwork:
             z = normed @ weight
             z += bias
             h += _gelu(z, *work)
-        # Outputs by quantile level, then horizon (the output layer's rows were reordered so):
+        # Outputs by quantile level, then step (the output layer's rows were reordered so):
         # each level's values are one contiguous block.
-        out_weight, out_bias = self.out
+        out_weight, out_bias = out_layer
         raw = cast(Float32Array, h @ out_weight + out_bias).reshape(
-            -1, self.n_quantiles, self.horizon
+            len(x), self.n_quantiles, out_weight.shape[1] // self.n_quantiles
         )
         m = self.median
         median = raw[:, m]
@@ -338,7 +350,7 @@ class QuantileNetwork:
         for q in range(m - 1, -1, -1):
             total += gaps[:, q]
             np.subtract(median, total, out=out[:, q])
-        return out.transpose(0, 2, 1)  # (n, horizon, Q)
+        return out.transpose(0, 2, 1)  # (n, steps, Q)
 
 
 def _softplus(x: Float32Array) -> Float32Array:
@@ -475,7 +487,11 @@ class ModelForecaster:
         y = stack_histories(histories)
         n = y.shape[0]
         out, use_net, scale, observed = self._network(
-            y, np.arange(n, dtype=np.int64), np.full(n, y.shape[1] - 1, dtype=np.int64), step_s
+            y,
+            np.arange(n, dtype=np.int64),
+            np.full(n, y.shape[1] - 1, dtype=np.int64),
+            step_s,
+            horizon,
         )
         short = observed < cfg.min_history_steps
         better = np.full(n, KEEP_MODEL)  # which shadow did better on the series' recent past
@@ -488,7 +504,7 @@ class ModelForecaster:
                 [histories[i] for i in net_rows], step_s, horizon, quantiles, back
             )
             hw_forecasts = dict(zip(net_rows, hw, strict=True))
-            out = out[use_net, :horizon, :]
+            out = out[use_net]
             median = out[:, :, cfg.median_index : cfg.median_index + 1]
             factor, zero_share, better[use_net] = self._recent_record(
                 y[use_net], step_s, horizon, hw_past
@@ -523,22 +539,29 @@ class ModelForecaster:
         rows: npt.NDArray[np.int64],
         origins: npt.NDArray[np.int64],
         step_s: float,
+        steps: int,
     ) -> tuple[FloatArray, npt.NDArray[np.bool_], FloatArray, npt.NDArray[np.int64]]:
-        """Normalised quantiles (k, horizon, Q) at the given origins of rows of `y` (zero where
+        """Normalised quantiles (k, steps, Q) at the given origins of rows of `y` (zero where
         the network is not used), which samples it was used for, their scales and the number of
         observed points in their recent context."""
         cfg = self.cfg
         recent_lags, seasonal_lags = input_lags(cfg, step_s)
-        x, scale, observed = make_inputs(
-            gather_lags(y, rows, origins, recent_lags),
-            gather_lags(y, rows, origins, seasonal_lags),
-            cfg,
-        )
-        usable = (observed >= cfg.min_history_steps) & (scale > 0)
-        out = np.zeros((len(rows), cfg.horizon, len(cfg.quantiles)))
-        if usable.any():
-            out[usable] = self.net(x[usable])
-        return out, usable, scale, observed
+        out = np.zeros((len(rows), steps, len(cfg.quantiles)))
+        scale = np.zeros(len(rows))
+        observed = np.zeros(len(rows), dtype=np.int64)
+        # NETWORK_ROWS samples at a time bounds the inputs' working memory (a float64 copy of
+        # each input window) whatever the number of series and origins.
+        for first in range(0, len(rows), NETWORK_ROWS):
+            part = slice(first, first + NETWORK_ROWS)
+            x, scale[part], observed[part] = make_inputs(
+                gather_lags(y, rows[part], origins[part], recent_lags),
+                gather_lags(y, rows[part], origins[part], seasonal_lags),
+                cfg,
+            )
+            usable = (observed[part] >= cfg.min_history_steps) & (scale[part] > 0)
+            if usable.any():
+                out[part][usable] = self.net(x[usable], steps)
+        return out, (observed >= cfg.min_history_steps) & (scale > 0), scale, observed
 
     def _recent_record(
         self, y: FloatArray, step_s: float, horizon: int, hw_past: FloatArray
@@ -563,11 +586,9 @@ class ModelForecaster:
             return np.ones(n), np.zeros(n), np.full(n, KEEP_MODEL)
         rows = np.repeat(np.arange(n, dtype=np.int64), origins.size)
         past = np.tile(origins, n).astype(np.int64)
-        out, usable, scale, _ = self._network(y, rows, past, step_s)
+        out, usable, scale, _ = self._network(y, rows, past, step_s, horizon)
         low_level, high_level = CALIBRATED_INTERVAL
-        band = interpolate_quantiles(
-            out[:, :horizon], self.cfg.quantiles, (low_level, 0.5, high_level)
-        )
+        band = interpolate_quantiles(out, self.cfg.quantiles, (low_level, 0.5, high_level))
         lo, median, hi = band[..., 0], band[..., 1], band[..., 2]
         divisor = np.where(scale > 0, scale, 1)[:, None]
         steps_ahead = -np.arange(1, horizon + 1, dtype=np.int64)

@@ -55,9 +55,9 @@ def torch_forward(net: QuantileMLP) -> Network:
     """`net` as the numpy-in, numpy-out network `ModelForecaster` calls (to compare with the
     numpy network, or to use weights not written to a checkpoint yet)."""
 
-    def forward(x: Float32Array) -> Float32Array:
+    def forward(x: Float32Array, steps: int | None = None) -> Float32Array:
         with torch.inference_mode():
-            out: Float32Array = net.eval()(torch.from_numpy(x)).numpy()
+            out: Float32Array = net.eval()(torch.from_numpy(x))[:, :steps].numpy()
         return out
 
     return forward

@@ -64,6 +64,11 @@ class Operator:
         default_factory=dict
     )
     seen: set[tuple[str, str]] = field(default_factory=set)  # (kind, key) at the last tick
+    # key -> (resourceVersion, pools, what parsing gave): an unchanged object is not validated
+    # again (handlers/observe.py)
+    parsed: dict[tuple[str, str], tuple[str, tuple[PoolSpec, ...], Any]] = field(
+        default_factory=dict
+    )
     model_problem: str | None = None  # why the model checkpoint is not in use, if it is not
     # API calls that can run side by side: each object's writes (handlers/act.py), the LISTs
     # that read the current replicas (handlers/observe.py).
@@ -95,9 +100,9 @@ class Operator:
 
     def forget_all_but(self, present: set[tuple[str, str]]) -> None:
         """Drop what this process keeps of objects deleted since the last tick: their memory,
-        last status write and replica count, and their series in /metrics (a dashboard must not
-        show a deleted service as still there, and a churn of names must not grow the
-        process)."""
+        last status write, parsed spec and replica count, and their series in /metrics (a
+        dashboard must not show a deleted service as still there, and a churn of names must not
+        grow the process)."""
         for kind, key in self.seen - present:
             self.telemetry.forget(kind, *key.split("/"))
         self.seen = present
@@ -105,6 +110,7 @@ class Operator:
         self.memories = {k: v for k, v in self.memories.items() if k in services}
         self.left = {k: v for k, v in self.left.items() if k in services}
         self.written = {k: v for k, v in self.written.items() if k in present}
+        self.parsed = {k: v for k, v in self.parsed.items() if k in present}
 
     def close(self) -> None:
         self.kube_pool.shutdown(wait=True)

@@ -160,6 +160,47 @@ def test_weight_shapes_are_those_of_the_torch_network(cfg: ModelConfig) -> None:
     assert weight_shapes(cfg) == torch_shapes
 
 
+@pytest.mark.parametrize("steps", [1, TINY.horizon - 1, TINY.horizon])
+def test_the_first_steps_alone_are_those_of_the_whole_horizon(steps: int) -> None:
+    # The forecaster asks only for the steps it plans on; the output layer computes only those.
+    torch.manual_seed(4)
+    state = {k: v.numpy() for k, v in QuantileMLP(TINY).state_dict().items()}
+    net = QuantileNetwork(TINY, state)
+    x = np.random.default_rng(4).normal(0, 2, (700, TINY.n_inputs)).astype(np.float32)
+    got = net(x, steps)
+    assert got.shape == (700, steps, len(TINY.quantiles))
+    np.testing.assert_allclose(got, net(x)[:, :steps], rtol=TOLERANCE, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("steps", [0, TINY.horizon + 1])
+def test_steps_beyond_the_horizon_are_refused(steps: int) -> None:
+    state = {k: v.numpy() for k, v in QuantileMLP(TINY).state_dict().items()}
+    with pytest.raises(ValueError, match=f"steps {steps} outside 1..{TINY.horizon}"):
+        QuantileNetwork(TINY, state)(np.zeros((3, TINY.n_inputs), dtype=np.float32), steps)
+
+
+def test_inputs_built_a_few_samples_at_a_time_give_the_same_forecasts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The forecaster builds its network inputs NETWORK_ROWS samples (series x past origin) at a
+    # time to bound its memory; where the chunks fall must change no forecast.
+    forecaster = ModelForecaster.load(DEFAULT_CHECKPOINT)
+    rng = np.random.default_rng(5)
+    t = np.arange(288)
+    histories = [
+        rng.uniform(0.5, 80) * (1 + 0.4 * np.sin(t / 40 + rng.uniform(0, 6))) for _ in range(40)
+    ]
+    histories[2][:-12] = np.nan  # too short for the model: its fallback
+    histories[5][:] = 0.0  # nothing seen: forecast 0
+    whole = forecaster.forecast(histories, 60.0, 12, [0.5, 0.9, 0.99])
+    monkeypatch.setattr("aiscaler.forecast.model.NETWORK_ROWS", 7)
+    chunked = forecaster.forecast(histories, 60.0, 12, [0.5, 0.9, 0.99])
+    for one, many in zip(whole, chunked, strict=True):
+        assert (many.source, many.note) == (one.source, one.note)
+        np.testing.assert_allclose(many.values, one.values, rtol=TOLERANCE, atol=1e-9)
+    assert {f.source for f in whole} >= {"model", "holt_winters"}
+
+
 def test_empty_batch_gives_no_rows(tiny_checkpoint: Path) -> None:
     _, net = load_checkpoint(tiny_checkpoint)
     out = net(np.zeros((0, TINY.n_inputs), dtype=np.float32))
