@@ -549,6 +549,7 @@ class ModelForecaster:
         out = np.zeros((len(rows), steps, len(cfg.quantiles)))
         scale = np.zeros(len(rows))
         observed = np.zeros(len(rows), dtype=np.int64)
+        usable = np.zeros(len(rows), dtype=np.bool_)
         # NETWORK_ROWS samples at a time bounds the inputs' working memory (a float64 copy of
         # each input window) whatever the number of series and origins.
         for first in range(0, len(rows), NETWORK_ROWS):
@@ -558,10 +559,10 @@ class ModelForecaster:
                 gather_lags(y, rows[part], origins[part], seasonal_lags),
                 cfg,
             )
-            usable = (observed[part] >= cfg.min_history_steps) & (scale[part] > 0)
-            if usable.any():
-                out[part][usable] = self.net(x[usable], steps)
-        return out, (observed >= cfg.min_history_steps) & (scale > 0), scale, observed
+            use = usable[part] = (observed[part] >= cfg.min_history_steps) & (scale[part] > 0)
+            if use.any():
+                out[part][use] = self.net(x[use], steps)
+        return out, usable, scale, observed
 
     def _recent_record(
         self, y: FloatArray, step_s: float, horizon: int, hw_past: FloatArray

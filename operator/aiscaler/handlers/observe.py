@@ -87,14 +87,14 @@ def parse_once(
     and validating 1,000 unchanged resources every tick cost ~0.1 s. An object without one (not
     from the API server) is parsed every time."""
     key = written_key(body)
-    version = body["metadata"].get("resourceVersion")
+    version, pool_key = body["metadata"].get("resourceVersion"), tuple(pools)
     known = op.parsed.get(key)
-    if version is not None and known is not None and known[:2] == (version, tuple(pools)):
+    if version is not None and known is not None and known[:2] == (version, pool_key):
         result: Parsed = known[2]
         return result
     result = parse(body, pools)
     if version is not None:
-        op.parsed[key] = (version, tuple(pools), result)
+        op.parsed[key] = (version, pool_key, result)
     return result
 
 
