@@ -207,7 +207,7 @@ def operate_ticks(
     peak_mb = memory_mb()["VmHWM"]  # the operator's: the timing below forecasts in one call
     inference = time_inference(op.forecaster)
     close(op)
-    return {"ticks": rows, "peak_mb": peak_mb, **inference}
+    return {"ticks": rows, "peak_mb": peak_mb, **inference, **time_plan()}
 
 
 def time_inference(forecaster: Any, n: int = 1000, runs: int = 5) -> dict[str, float]:
@@ -262,6 +262,56 @@ def time_inference(forecaster: Any, n: int = 1000, runs: int = 5) -> dict[str, f
         f"calibration, in the tick's batches) {forecast_ms:.0f} ms"
     )
     return {"network_ms": network_ms, "forecast_ms": forecast_ms}
+
+
+def time_plan(n: int = 1000, jobs: int = 2, runs: int = 5) -> dict[str, float]:
+    """`plan_cluster` for n services with forecasts of 30 steps, over two GPU pools that `jobs`
+    elastic training jobs share (the ticks above plan without pools: the bench's API server has
+    no GPU nodes), median of `runs`."""
+    import numpy as np
+
+    from aiscaler.core.allocator import plan_cluster
+    from aiscaler.core.planner import FORECAST_QUANTILES
+    from aiscaler.core.types import (
+        Forecast,
+        PoolSpec,
+        ServiceObservation,
+        ServiceSpec,
+        TrainingObservation,
+        TrainingSpec,
+    )
+
+    rng, now = np.random.default_rng(0), 1e6
+    pools = [PoolSpec(name=f"pool{i}", gpus_per_node=8, max_nodes=400) for i in range(2)]
+    services = []
+    for i in range(n):
+        level = rng.uniform(1, 50) * (1 + 0.3 * np.sin(np.arange(30) / 5 + i))
+        values = level[:, None] * np.array([1.0, 1.2, 1.3, 1.5])
+        services.append(
+            (
+                ServiceSpec(f"s{i}", 100, pool=pools[i % 2].name, capacity_per_replica=6.5),
+                ServiceObservation(
+                    current_replicas=math.ceil(level[0] / 6.5),
+                    demand=float(level[0]),
+                    demand_time=now,
+                    forecast=Forecast(60.0, FORECAST_QUANTILES, values, "model"),
+                    forecast_origin=now - 10,
+                    free_gpus=8,
+                ),
+            )
+        )
+    trainings = [
+        (TrainingSpec(f"job{j}", max_workers=8, pool=pools[j % 2].name), TrainingObservation(4))
+        for j in range(jobs)
+    ]
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        plan_cluster(services, trainings, pools, {}, now)
+        times.append(time.perf_counter() - started)
+    plan_ms = 1000 * statistics.median(times)
+    print(f"plan_cluster, {n} services in 2 pools with {jobs} training jobs: {plan_ms:.0f} ms")
+    return {"plan_ms": plan_ms}
 
 
 def operate_loop(kubeconfig: str, prometheus_url: str, duration_s: float, tick_s: float) -> dict:
@@ -472,6 +522,7 @@ def summary(result: dict) -> dict[str, float]:
         "steady tick s (median)": statistics.median(t["total_s"] for t in steady),
         "steady measure s": statistics.median(t["measure"] for t in steady),
         "steady forecast s": statistics.median(t["forecast"] for t in steady),
+        "steady plan s": statistics.median(t["plan"] for t in steady),
         "steady Prometheus points": statistics.median(t["points"] for t in steady),
         "start-up tick s": ticks[0]["total_s"],
         "changed tick s": ticks[-1]["total_s"],
@@ -482,9 +533,13 @@ def summary(result: dict) -> dict[str, float]:
         out[f"{name} tick writes"] = writes(tick)
         out[f"{name} tick CPU s: operator"] = cpu["operator"]
         out[f"{name} tick CPU s: API server+etcd"] = cpu["apiserver"] + cpu["etcd"]
-    for key, label in (("network_ms", "network ms"), ("forecast_ms", "forecast ms")):
+    for key, label in (
+        ("network_ms", "1,000 series network ms"),
+        ("forecast_ms", "1,000 series forecast ms"),
+        ("plan_ms", "1,000 services plan ms"),
+    ):
         if key in result:
-            out[f"1,000 series {label}"] = result[key]
+            out[label] = result[key]
     return out
 
 

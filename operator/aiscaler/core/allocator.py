@@ -1,7 +1,8 @@
 """Global allocator: every service and training job shares GPU pools under budgets.
 
 `plan_cluster` plans the whole cluster at one tick:
-1. each service through `plan_service` (its own limits, no budget);
+1. each service through `plan_service` (its own limits, no budget), the planned demand of all
+   their forecasts computed at once (`planned_values_of`) and reused by the steps below;
 2. inference first, by priority, then SLO risk (the share of its desired replicas not ready),
    then name: each gets its decision, capped by what its pool budget and the global budget
    have left (reason BudgetLimited) — budgets win over min replicas;
@@ -23,7 +24,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from aiscaler.core.nodes import plan_pool
-from aiscaler.core.planner import plan_service, replicas_needed_within
+from aiscaler.core.planner import (
+    FloatArray,
+    plan_service,
+    planned_values_of,
+    replicas_needed_within,
+)
 from aiscaler.core.scaling import remember
 from aiscaler.core.types import (
     ClusterPlan,
@@ -112,6 +118,7 @@ class _Service:
     spec: ServiceSpec
     obs: ServiceObservation
     decision: ServiceDecision
+    planned: FloatArray | None  # its forecast's planned values, margin aside (planned_values_of)
 
 
 def _slo_risk(item: _Service) -> float:
@@ -169,7 +176,10 @@ def _inference_gpus(
         if d.apply:
             horizon = d.lead_time_s + config.tick_s + ahead_s
             margin = d.memory.margin.factor
-            need = replicas_needed_within(spec, item.obs, now, horizon, config, margin) or 0
+            need = (
+                replicas_needed_within(spec, item.obs, now, horizon, config, margin, item.planned)
+                or 0
+            )
             replicas = max(d.replicas, min(need, spec.max_replicas))
         else:
             replicas = item.obs.current_replicas
@@ -265,6 +275,7 @@ def plan_cluster(
     pool_by_name = {p.name: p for p in pools}
     budgets = _Budgets(pools, global_budget)
 
+    levels = planned_values_of(services, now, config)
     planned = [
         _Service(
             spec,
@@ -276,7 +287,9 @@ def plan_cluster(
                 now,
                 config,
                 pool_by_name[spec.pool].provisioning_s if spec.pool is not None else 0.0,
+                levels.get(spec.name),
             ),
+            levels.get(spec.name),
         )
         for spec, obs in services
     ]
@@ -367,7 +380,9 @@ def _plan_nodes(
         replicas = d.replicas if d.apply else item.obs.current_replicas
         horizon = pool.provisioning_s + spec.cold_start_s + config.tick_s
         margin = d.memory.margin.factor
-        need = replicas_needed_within(spec, item.obs, now, horizon, config, margin) or 0
+        need = (
+            replicas_needed_within(spec, item.obs, now, horizon, config, margin, item.planned) or 0
+        )
         now_pods += [spec.gpus_per_replica] * replicas
         lead_pods += [spec.gpus_per_replica] * max(replicas, min(need, spec.max_replicas))
     for (tspec, tobs), td in zip(trainings, training, strict=True):

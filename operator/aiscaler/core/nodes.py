@@ -18,17 +18,23 @@ def nodes_needed(pod_gpus: Sequence[int], gpus_per_node: int) -> int:
     decreasing; pods with 0 GPUs need no GPU node). Raises ValueError for a pod that fits no
     node."""
     free: list[int] = []  # free GPUs per opened node
+    # first[s]: no node before it has s GPUs free. A node's free GPUs only fall, so the search
+    # for the first fit of a size resumes there: linear in pods plus nodes per size, not their
+    # product (thousands of replicas on hundreds of nodes).
+    first = [0] * (gpus_per_node + 1)
     for size in sorted(pod_gpus, reverse=True):
         if size <= 0:
             continue
         if size > gpus_per_node:
             raise ValueError(f"a pod of {size} GPUs does not fit a {gpus_per_node}-GPU node")
-        for i, left in enumerate(free):
-            if left >= size:
-                free[i] = left - size
-                break
-        else:
+        i = first[size]
+        while i < len(free) and free[i] < size:
+            i += 1
+        first[size] = i
+        if i == len(free):
             free.append(gpus_per_node - size)
+        else:
+            free[i] -= size
     return len(free)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from aiscaler.core.nodes import nodes_needed, plan_pool
@@ -23,6 +25,26 @@ from aiscaler.core.types import PoolSpec, Reason
 )
 def test_nodes_needed(pods: list[int], gpus_per_node: int, nodes: int) -> None:
     assert nodes_needed(pods, gpus_per_node) == nodes
+
+
+def first_fit_decreasing(pods: list[int], gpus_per_node: int) -> int:
+    """The textbook packing, every node searched from the first for every pod."""
+    free: list[int] = []
+    for size in sorted((p for p in pods if p > 0), reverse=True):
+        fits = [i for i, left in enumerate(free) if left >= size]
+        if fits:
+            free[fits[0]] -= size
+        else:
+            free.append(gpus_per_node - size)
+    return len(free)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_nodes_needed_packs_as_first_fit_decreasing(seed: int) -> None:
+    rng = random.Random(seed)
+    gpus_per_node = rng.choice([2, 4, 8, 16])
+    pods = [rng.randint(0, gpus_per_node) for _ in range(rng.randint(0, 300))]
+    assert nodes_needed(pods, gpus_per_node) == first_fit_decreasing(pods, gpus_per_node)
 
 
 def test_pod_larger_than_a_node_is_an_error() -> None:

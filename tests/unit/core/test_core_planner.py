@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from core_cases import NOW, flat, forecast, obs, spec
+from core_cases import NOW, QUANTILES, flat, forecast, obs, spec
 
 from aiscaler.core.planner import (
     plan_service,
     planned_level,
     planned_values,
+    planned_values_of,
     quantile_values,
     replicas_for,
 )
@@ -650,6 +651,60 @@ def test_planned_level_row_by_row() -> None:
     alone = [float(planned_level((0.5, 0.9, 0.99), r, 0.99)) for r in rows]
     assert together.tolist() == pytest.approx(alone)
     assert alone[2:] == pytest.approx([0.0, 4.95])
+
+
+def test_planned_level_with_a_target_per_row() -> None:
+    """Many services' rows in one call, each with its own attainment target."""
+    rows = [(80.0, 90.0, 100.0), (0.0, 0.0, 1.0), (80.0, 90.0, 100.0), (5.0, 5.0, 5.0)]
+    targets = [0.99, 0.9, 0.5, 0.999]
+    together = planned_level((0.5, 0.9, 0.99), rows, targets)
+    alone = [
+        float(planned_level((0.5, 0.9, 0.99), r, a)) for r, a in zip(rows, targets, strict=True)
+    ]
+    assert together.tolist() == pytest.approx(alone, rel=1e-12)
+    assert together[0] > together[2]  # the same row planned higher for the higher target
+
+
+def test_planned_values_of_many_services_as_each_alone() -> None:
+    skewed = Forecast(60.0, (0.5, 0.9, 0.99), np.array([[90.0, 80.0, 100.0], [1.0, 2.0, 9.0]]), "t")
+    services = [
+        (spec(name="a"), obs(1, 10.0, flat(30.0, steps=5))),
+        (spec(name="b", attainment=0.9), obs(1, 10.0, skewed)),
+        (spec(name="c", attainment=0.999), obs(1, 10.0, forecast(rows(base=12.0, steps=7)))),
+    ]
+    planned = planned_values_of(services, NOW, PlannerConfig())
+    assert planned.keys() == {"a", "b", "c"}
+    for s, o in services:
+        assert o.forecast is not None
+        alone = planned_values(o.forecast, s.attainment)
+        assert planned[s.name] == pytest.approx(alone, rel=1e-12)
+
+
+def test_planned_values_of_leaves_out_what_the_planner_does_not_read_as_it_is() -> None:
+    fc = flat(30.0)
+    nan = Forecast(60.0, QUANTILES, np.full((3, 3), np.nan), "t")
+    services = [
+        (spec(name="reactive", mode=Mode.REACTIVE), obs(1, 10.0, fc)),
+        (spec(name="none"), obs(1, 10.0, None)),
+        (spec(name="stale"), obs(1, 10.0, fc, forecast_origin=NOW - 3600)),
+        (spec(name="invalid"), obs(1, 10.0, nan)),
+        (spec(name="in-flight", request_s=600.0), obs(1, 10.0, fc)),  # averaged over 10 steps
+        (spec(name="used", mode=Mode.RECOMMEND), obs(1, 10.0, fc)),
+    ]
+    assert planned_values_of(services, NOW, PlannerConfig()).keys() == {"used"}
+
+
+@pytest.mark.parametrize("request_s", [None, 600.0])
+def test_a_decision_is_the_same_with_the_planned_values_given(request_s: float | None) -> None:
+    """`planned` is what the planner computes itself; ignored for a forecast it averages in
+    flight (not the forecast those values came from)."""
+    s = spec(request_s=request_s, cold_start_s=200.0)
+    o = obs(2, 25.0, forecast(rows((3, 80.0), (9, 140.0), base=20.0)))
+    assert o.forecast is not None
+    given = planned_values(o.forecast, s.attainment)
+    assert plan_service(s, o, ScaleMemory(), NOW, planned=given) == plan_service(
+        s, o, ScaleMemory(), NOW
+    )
 
 
 def test_planned_values_sort_crossed_quantiles() -> None:
