@@ -24,7 +24,8 @@ CAPACITY = 6.5  # the example's capacity.perReplica
 # replicas need); 2, 3 or 5 replicas desired three minutes after the drop to 8 requests/s (2
 # needed): the forecaster's upper quantiles stay wide while the ramp's and the drop's errors
 # are in its recent record. They run and report every time; a failure shows as xfail until the
-# planner holds them.
+# planner holds them. From the peak on, every minute has held 0.99 in every run since a leaving
+# replica drains what it serves (f1b6056): that is strict.
 PLANNER_DEPENDENT = pytest.mark.xfail(
     strict=False, reason="closed-loop quality of the current planner (see module comment)"
 )
@@ -68,15 +69,19 @@ def test_gpu_nodes_are_added_ahead_of_the_peak_through_balloons(closed_loop: Run
     assert samples[-1].nodes["h100"] > closed_loop.timeline.at(closed_loop.ramp_start).nodes["h100"]
 
 
-@PLANNER_DEPENDENT
-def test_attainment_holds_in_the_closed_loop(closed_loop: Run):
-    # Requests whose TTFT is within the target's largest bucket (1 s of vLLM's), over the replay.
-    assert closed_loop.attainment >= 0.95, closed_loop.attainment
-    # From the peak on, every minute as Prometheus shows it. (Not during the ramp: it outruns
-    # a node's provisioning plus a cold start from an hour of flat history; module comment.)
+def test_attainment_holds_from_the_peak_on(closed_loop: Run):
+    # Every minute as Prometheus shows it, from the peak to the end: the peak, the drop and the
+    # scale-down after it. (Not during the ramp: it outruns a node's provisioning plus a cold
+    # start from an hour of flat history; module comment.)
     after = closed_loop.timeline.between(closed_loop.peak_start, closed_loop.end)
     measured = [s.attainment for s in after if s.attainment is not None]
     assert measured and min(measured) >= 0.99, measured
+
+
+@PLANNER_DEPENDENT
+def test_attainment_over_the_whole_replay(closed_loop: Run):
+    # Requests whose TTFT is within the target's largest bucket (1 s of vLLM's), ramp included.
+    assert closed_loop.attainment >= 0.95, closed_loop.attainment
 
 
 def test_training_is_lent_gpus_and_gives_them_back_before_the_peak(closed_loop: Run):
