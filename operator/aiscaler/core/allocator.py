@@ -276,23 +276,13 @@ def plan_cluster(
     budgets = _Budgets(pools, global_budget)
 
     levels = planned_values_of(services, now, config)
-    planned = [
-        _Service(
-            spec,
-            obs,
-            plan_service(
-                spec,
-                obs,
-                memories.get(spec.name, ScaleMemory()),
-                now,
-                config,
-                pool_by_name[spec.pool].provisioning_s if spec.pool is not None else 0.0,
-                levels.get(spec.name),
-            ),
-            levels.get(spec.name),
-        )
-        for spec, obs in services
-    ]
+    planned: list[_Service] = []
+    for spec, obs in services:
+        given = levels.get(spec.name)
+        provisioning_s = pool_by_name[spec.pool].provisioning_s if spec.pool is not None else 0.0
+        memory = memories.get(spec.name, ScaleMemory())
+        decision = plan_service(spec, obs, memory, now, config, provisioning_s, given)
+        planned.append(_Service(spec, obs, decision, given))
     # What recommend-mode items really hold is taken first: their decisions are not applied.
     for item in planned:
         if not item.decision.apply:

@@ -198,14 +198,13 @@ def _in_flight(spec: ServiceSpec, forecast: Forecast, known: float | None) -> Fo
 
 
 def _planned(
-    spec: ServiceSpec, forecast: Forecast, known: float | None, given: FloatArray | None
-) -> tuple[Forecast, FloatArray]:
-    """The forecast the planner reads (`_in_flight`) and its planned values, the SLO margin
-    aside: `given` (`planned_values_of`'s) when that forecast is the service's own."""
-    fc = _in_flight(spec, forecast, known)
-    if given is not None and fc is forecast:
-        return fc, given
-    return fc, planned_values(fc, spec.attainment)
+    spec: ServiceSpec, fc: Forecast, own: Forecast, given: FloatArray | None
+) -> FloatArray:
+    """The planned values of `fc` (the forecast the planner reads, `_in_flight` of the service's
+    `own`), the SLO margin aside: `given` (`planned_values_of`'s) when `fc` is `own`."""
+    if given is not None and fc is own:
+        return given
+    return planned_values(fc, spec.attainment)
 
 
 @dataclass(frozen=True)
@@ -303,8 +302,8 @@ def _predict(
     given: FloatArray | None,
 ) -> _Prediction | tuple[Reason, str]:
     assert obs.forecast is not None and obs.forecast_origin is not None  # _forecast_problem
-    fc, planned = _planned(spec, obs.forecast, known, given)
-    planned = planned * margin
+    fc = _in_flight(spec, obs.forecast, known)
+    planned = _planned(spec, fc, obs.forecast, given) * margin
     age = now - obs.forecast_origin
     q_values, note = quantile_values(fc, spec.attainment)
     p50_values, _ = quantile_values(fc, 0.5)
@@ -585,9 +584,10 @@ def replicas_needed_within(
     usable = planned is not None or _forecast_problem(obs, now, config) is None
     if spec.mode is not Mode.REACTIVE and usable:
         assert obs.forecast is not None and obs.forecast_origin is not None
-        fc, levels = _planned(spec, obs.forecast, known, planned)
+        fc = _in_flight(spec, obs.forecast, known)
         age = now - obs.forecast_origin
         window = _window(fc, age, age + horizon_s)
         if window is not None:
-            needs.append(replicas_for(_peak(levels * margin, window), capacity))
+            levels = _planned(spec, fc, obs.forecast, planned) * margin
+            needs.append(replicas_for(_peak(levels, window), capacity))
     return max(needs) if needs else None
