@@ -16,14 +16,14 @@ raise adds are not ready before) was tried: it saves GPU-hours, but misses then 
 count once, the share of missed ticks exceeds 1 - a, and attainment fell below the reactive
 baselines' on dc_alibaba2018 (bench/RESULTS.md); not kept.
 
-The factor stays within [1, MAX_MARGIN]: it only adds to what the forecast asks for (a factor
-below 1 was tried in the simulator: it saved GPU-hours on smooth traces by missing the SLO more
-often, bench/RESULTS.md). Learning the share of requests missed rather than each tick's
-met/missed was measured too: 0.02-0.04 cheaper on five of 11 traces and no worse elsewhere, but it
-needs the histogram's buckets, not the latency at the SLO quantile the operator reads (not kept).
-Ticks without a measurement leave it as it is. When the SLO is measured
-over a window longer than the tick, consecutive ticks see overlapping windows; each then moves the
-factor by its share `weight` = tick / window of a step, so one slow minute counts once.
+The factor stays within [1, MAX_MARGIN]: it only adds to what the forecast asks for (a factor below
+1 was tried in the simulator: it saved GPU-hours on smooth traces by missing the SLO more often,
+bench/RESULTS.md). Learning the share of requests missed rather than each tick's met/missed was
+measured too: 0.02-0.04 cheaper on five of 11 traces and no worse elsewhere, but it needs the
+histogram's buckets, not the latency at the SLO quantile the operator reads (not kept). Ticks
+without a measurement leave it as it is. When the SLO is measured over a window longer than the
+tick, consecutive ticks see overlapping windows; each then moves the factor by its share `weight` =
+tick / window of a step, so one slow minute counts once.
 """
 
 from __future__ import annotations
