@@ -368,6 +368,7 @@ def _document(
             "forecast": decision.forecast_value,
             "forecast_p50": decision.forecast_p50,
             "lead_time_s": decision.lead_time_s,
+            "basis": decision.basis.value,
         },
         "history": {
             "start": _iso(history.start_s),

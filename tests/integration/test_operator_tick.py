@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from harness.prometheus import Series
 from prometheus_client import generate_latest
 
 from aiscaler.core.margin import STEP
+from aiscaler.core.types import FloorRecord
 from aiscaler.forecast.baselines import HoltWintersForecaster
 from aiscaler.handlers.tick import Operator, run_tick
 from aiscaler.kube.client import KubeApi
@@ -453,6 +455,19 @@ def test_a_queueing_service_learns_a_margin_and_others_do_not(
     tick(restarted, admin, namespace)
     resumed = restarted.memories[f"{namespace}/queued"].margin.factor
     assert resumed == pytest.approx(recorded * math.exp(0.25 * STEP * 0.99))
+
+    # Not scored yet: planned from the forecast. A service whose floor alone served the last
+    # day (its memory says so) plans from the floor, and its status says so.
+    assert status(admin, namespace, "fast")["plan"] == {"basis": "forecast"}
+    key = f"{namespace}/fast"
+    served = FloorRecord(demand=1000.0, scored=200.0, time=time.time() - 30)
+    restarted.memories[key] = replace(restarted.memories[key], floor=served)
+    tick(restarted, admin, namespace)
+    assert status(admin, namespace, "fast")["plan"] == {"basis": "floor", "floorAttainment": 1.0}
+    # Restarted again: no replay in memory, so the forecast, and no share left from before.
+    again = Operator(op.kube, op.metrics, op.forecaster, op.settings, namespace)
+    tick(again, admin, namespace)
+    assert status(admin, namespace, "fast")["plan"] == {"basis": "forecast"}
 
 
 def test_a_deleted_service_is_forgotten_and_a_status_write_it_outran_is_no_error(

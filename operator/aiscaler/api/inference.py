@@ -257,6 +257,22 @@ class ColdStartStatus(ApiModel):
     measured: bool | None = Field(default=None, description="True when measured online.")
 
 
+class PlanStatus(ApiModel):
+    """What the replicas are planned from."""
+
+    basis: Literal["forecast", "floor"] | None = Field(
+        default=None,
+        description="forecast: the forecast's plan, with the reactive floor under it; floor: the "
+        "reactive floor alone (reactive mode, or the floor alone would have met slo.attainment "
+        "over the last day).",
+    )
+    floor_attainment: float | None = Field(
+        default=None,
+        description="Share of demand the reactive floor alone would have served, from the "
+        "service's own replay (a day's memory, to 3 decimals); absent until scored.",
+    )
+
+
 class InferenceServiceStatus(ApiModel):
     """Observed state of an InferenceService, written by the operator."""
 
@@ -272,6 +288,7 @@ class InferenceServiceStatus(ApiModel):
         default=None, description="Capacity of one replica in use."
     )
     cold_start: ColdStartStatus | None = Field(default=None, description="Cold start in use.")
+    plan: PlanStatus | None = Field(default=None, description="What the replicas are planned from.")
     slo_margin: float | None = Field(
         default=None,
         description="SLO margin in use: the factor (>= 1) on planned demand, learned from whether "

@@ -33,6 +33,8 @@ from aiscaler.core.planner import (
 from aiscaler.core.scaling import remember
 from aiscaler.core.types import (
     ClusterPlan,
+    Mode,
+    PlanBasis,
     PlannerConfig,
     PoolPlan,
     PoolSpec,
@@ -174,17 +176,22 @@ def _inference_gpus(
     for item in services:
         d, spec = item.decision, item.spec
         if d.apply:
-            horizon = d.lead_time_s + config.tick_s + ahead_s
-            margin = d.memory.margin.factor
-            need = (
-                replicas_needed_within(spec, item.obs, now, horizon, config, margin, item.planned)
-                or 0
-            )
+            need = _need_within(item, now, d.lead_time_s + config.tick_s + ahead_s, config)
             replicas = max(d.replicas, min(need, spec.max_replicas))
         else:
             replicas = item.obs.current_replicas
         per_pool[spec.pool] = per_pool.get(spec.pool, 0) + replicas * spec.gpus_per_replica
     return per_pool, sum(per_pool.values())
+
+
+def _need_within(item: _Service, now: float, horizon_s: float, config: PlannerConfig) -> int:
+    """`replicas_needed_within` as the service's decision planned: from the observed demand
+    alone when it left the forecast out (its `basis`)."""
+    d, spec = item.decision, item.spec
+    if d.basis is PlanBasis.FLOOR:
+        spec = replace(spec, mode=Mode.REACTIVE)
+    margin = d.memory.margin.factor
+    return replicas_needed_within(spec, item.obs, now, horizon_s, config, margin, item.planned) or 0
 
 
 def _allocated_gpus(services: Sequence[_Service]) -> tuple[dict[str | None, int], int]:
@@ -368,10 +375,8 @@ def _plan_nodes(
             continue
         d, spec = item.decision, item.spec
         replicas = d.replicas if d.apply else item.obs.current_replicas
-        horizon = pool.provisioning_s + spec.cold_start_s + config.tick_s
-        margin = d.memory.margin.factor
-        need = (
-            replicas_needed_within(spec, item.obs, now, horizon, config, margin, item.planned) or 0
+        need = _need_within(
+            item, now, pool.provisioning_s + spec.cold_start_s + config.tick_s, config
         )
         now_pods += [spec.gpus_per_replica] * replicas
         lead_pods += [spec.gpus_per_replica] * max(replicas, min(need, spec.max_replicas))

@@ -22,7 +22,9 @@ How a decision is made (docs/core.md has the full table):
    Both use the planned levels times the SLO margin m (`aiscaler.core.margin`), learned from
    whether the latency objective held.
 3. Reactive floor: ceil(m x observed demand now / capacity) — a forecast miss never leaves the
-   service below plain reaction. Reactive mode uses the floor alone.
+   service below plain reaction. Reactive mode uses the floor alone, and so does predictive mode
+   while the service's own backtest says the floor alone would have met the attainment goal
+   (`aiscaler.core.floorcheck`; the decision's `basis` says which).
 4. HPA-style stabilisation, rate limits, then min/max (`aiscaler.core.scaling`).
 Missing, stale, NaN or infinite data never scales down: the planner holds the current replicas
 (scaling up only on what valid data asks for) and names the problem in `reason`/`degraded`.
@@ -30,6 +32,7 @@ Missing, stale, NaN or infinite data never scales down: the planner holds the cu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Sequence
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from aiscaler.core.floorcheck import floor_attainment, floor_suffices, record_floor
 from aiscaler.core.inflight import in_flight_forecast, steps_in_flight
 from aiscaler.core.margin import update_margin
 from aiscaler.core.scaling import rate_limit, remember, stabilize
@@ -45,6 +49,7 @@ from aiscaler.core.types import (
     DemandSample,
     Forecast,
     Mode,
+    PlanBasis,
     PlannerConfig,
     Reason,
     ScaleMemory,
@@ -399,6 +404,7 @@ def plan_service(
     samples = _demand_samples(spec, memory, now, config, obs.demand if not demand_problem else None)
 
     problem: tuple[Reason, str] | None = None
+    record = memory.floor
     floor: int | None = None
     load: float | None = None  # the demand in flight now
     prediction: _Prediction | None = None
@@ -410,6 +416,8 @@ def plan_service(
             assert obs.demand is not None
             load = statistics.fmean(s.rate for s in samples) if samples else obs.demand
             floor = replicas_for(load * margin.factor, capacity)
+            replica_demand = capacity / margin.factor
+            record = record_floor(record, spec, now, floor, load, replica_demand, config.tick_s)
         if predictive:
             forecast_problem = _forecast_problem(obs, now, config)
             if forecast_problem is None:
@@ -429,10 +437,12 @@ def plan_service(
                 else:
                     forecast_problem = predicted
             problem = problem or forecast_problem
+    floor_alone = spec.mode is Mode.REACTIVE or floor_suffices(record, spec.attainment)
+    planned_ask = prediction.replicas if prediction and not floor_alone else None
 
     if problem is not None:
         # Hold: never below the current replicas; valid signals may still ask for more.
-        signals = [n for n in (floor, prediction.replicas if prediction else None) if n is not None]
+        signals = [n for n in (floor, planned_ask) if n is not None]
         recommendation = max([current, *signals])
         value, reason, message = recommendation, problem[0], f"holding: {problem[1]}"
         if recommendation > current:
@@ -441,7 +451,15 @@ def plan_service(
         assert capacity is not None  # a missing capacity is a problem
         assert load is not None  # valid demand is no problem
         recommendation, reason, message = _recommend(
-            spec, obs, load, bool(samples), floor, prediction, capacity, margin.factor
+            spec,
+            obs,
+            load,
+            bool(samples),
+            floor,
+            prediction,
+            capacity,
+            margin.factor,
+            floor_attainment(record) if floor_alone else None,
         )
         value, stab_reason = stabilize(
             current, recommendation, memory, now, spec.scale_up, spec.scale_down
@@ -487,8 +505,10 @@ def plan_service(
         forecast_p50=prediction.p50 if prediction else None,
         degraded=problem[0] if problem else None,
         limited=limited,
-        memory=new_memory,
+        memory=dataclasses.replace(new_memory, floor=record),
         planned_demand=prediction.planned if prediction else None,
+        basis=PlanBasis.FLOOR if floor_alone else PlanBasis.FORECAST,
+        floor_attainment=floor_attainment(record),
     )
 
 
@@ -519,15 +539,22 @@ def _recommend(
     prediction: _Prediction | None,
     capacity: float,
     margin: float,
+    floor_served: float | None,
 ) -> tuple[int, Reason, str]:
     """Unstabilised desired replicas from valid data, with the rule that set them (`load`: the
-    demand in flight now, `averaged` over the request time rather than the demand's window)."""
+    demand in flight now, `averaged` over the request time rather than the demand's window;
+    `floor_served`: the floor alone's share of demand served when it suffices, else None)."""
     assert floor is not None
     over = f" (in flight: mean over the last {spec.request_s:g}s)" if averaged else ""
     observed = f"observed {load:.4g}/s{over} needs {floor} at {capacity:.4g}/s per replica"
     if margin != 1.0:
         observed += f" (SLO margin x{margin:.3g})"
-    if prediction is None:  # reactive mode
+    if prediction is not None and floor_served is not None:
+        observed += (
+            f"; the floor alone would have served {floor_served:.2%} of demand (goal "
+            f"{spec.attainment:.2%}): the forecast's {prediction.replicas} not added"
+        )
+    if prediction is None or floor_served is not None:  # the floor alone
         reason = Reason.IDLE if floor == 0 else Reason.OBSERVED_DEMAND
         return floor, reason, observed
     window = (

@@ -184,6 +184,32 @@ class DemandSample:
 
 
 @dataclass(frozen=True)
+class FloorTick:
+    time: float
+    floor: int  # the reactive floor decided at that tick
+    held: int  # the floor-only policy's replicas then: the window's highest floor, within bounds
+
+
+@dataclass(frozen=True)
+class FloorRecord:
+    """The planner's backtest of the reactive floor alone (`aiscaler.core.floorcheck`)."""
+
+    ticks: tuple[FloorTick, ...] = ()  # the recent ticks the replay needs
+    unserved: float = 0.0  # demand the floor alone would have left unserved, fading
+    demand: float = 0.0  # demand scored, fading
+    scored: float = 0.0  # ticks scored with demand, fading
+    time: float | None = None  # the tick of the last update
+    before: FloorRecord | None = None  # the record before that update (a re-run starts there)
+
+
+class PlanBasis(StrEnum):
+    """What the replicas were planned from, reported in status (`plan.basis`)."""
+
+    FORECAST = "forecast"  # the forecast's plan, with the reactive floor under it
+    FLOOR = "floor"  # the reactive floor alone (reactive mode, or it would have met the goal)
+
+
+@dataclass(frozen=True)
 class ScaleMemory:
     """Per-service history the planner needs (stabilisation windows, rate-limit periods).
 
@@ -194,6 +220,7 @@ class ScaleMemory:
     events: tuple[ScaleEvent, ...] = ()
     margin: SloMargin = SloMargin()
     demand: tuple[DemandSample, ...] = ()  # valid samples within the request time (inflight)
+    floor: FloorRecord = FloorRecord()
 
 
 @dataclass(frozen=True)
@@ -215,6 +242,10 @@ class ServiceDecision:
     # The demand level planned for over the same window: expected unserved demand 1 - a
     # (planner.planned_level); None when no forecast was used.
     planned_demand: float | None = None
+    basis: PlanBasis = PlanBasis.FORECAST
+    # The share of demand the reactive floor alone would have served (core.floorcheck); None
+    # until it has been scored.
+    floor_attainment: float | None = None
 
 
 class TrainingMode(StrEnum):

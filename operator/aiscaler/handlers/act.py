@@ -158,7 +158,9 @@ def act_on_service(
         "forecast": settled_forecast(status.get("forecast"), _forecast_status(s, d, fc)),
         "capacity": {"perReplica": s.spec.capacity_per_replica, "learned": False},
         "coldStart": {"seconds": s.spec.cold_start_s, "measured": False},
-        # Rounded: the margin moves a little every tick, the status only when that adds up.
+        # Rounded: the margin and the floor's share move a little every tick, the status only
+        # when that adds up.
+        "plan": _plan_status(d, status.get("plan")),
         "sloMargin": round(d.memory.margin.factor, 2),
         "lastDecision": last_decision,
         "conditions": write_conditions(status.get("conditions"), conditions, generation),
@@ -179,6 +181,17 @@ def act_on_service(
             warning=d.degraded is not None,
             report=report,
         )
+
+
+def _plan_status(d: ServiceDecision, recorded: object) -> dict[str, Any]:
+    """`status.plan`; a share recorded before this process's memory began is removed (the status
+    is merge-patched: a key left out would stay)."""
+    plan: dict[str, Any] = {"basis": d.basis.value}
+    if d.floor_attainment is not None:
+        plan["floorAttainment"] = round(d.floor_attainment, 3)
+    elif isinstance(recorded, Mapping) and "floorAttainment" in recorded:
+        plan["floorAttainment"] = None
+    return plan
 
 
 def act_on_training(
