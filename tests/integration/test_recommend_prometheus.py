@@ -63,6 +63,7 @@ def test_the_decision_now_and_the_replay_match_export_and_simulate(world, tmp_pa
     assert planned, now["message"]
     assert int(planned.group(2)) == math.ceil(float(planned.group(1)) / 6.5)
     assert now["forecast"] > 0 and now["lead_time_s"] == 300
+    assert now["basis"] == "forecast"  # a fresh start has no replay of the floor to choose it
     assert f"now ({now['time']}, demand {now['demand']:.4g}/s): {now['replicas']} replicas" in out
     assert f"reason {now['reason']}: {now['message']}" in out
 
