@@ -33,8 +33,6 @@ from aiscaler.core.planner import (
 from aiscaler.core.scaling import remember
 from aiscaler.core.types import (
     ClusterPlan,
-    Mode,
-    PlanBasis,
     PlannerConfig,
     PoolPlan,
     PoolSpec,
@@ -187,11 +185,12 @@ def _inference_gpus(
 def _need_within(item: _Service, now: float, horizon_s: float, config: PlannerConfig) -> int:
     """`replicas_needed_within` as the service's decision planned: from the observed demand
     alone when it left the forecast out (its `basis`)."""
-    d, spec = item.decision, item.spec
-    if d.basis is PlanBasis.FLOOR:
-        spec = replace(spec, mode=Mode.REACTIVE)
+    d = item.decision
     margin = d.memory.margin.factor
-    return replicas_needed_within(spec, item.obs, now, horizon_s, config, margin, item.planned) or 0
+    need = replicas_needed_within(
+        item.spec, item.obs, now, horizon_s, config, margin, item.planned, d.basis
+    )
+    return need or 0
 
 
 def _allocated_gpus(services: Sequence[_Service]) -> tuple[dict[str | None, int], int]:

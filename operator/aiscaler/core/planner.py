@@ -2,7 +2,7 @@
 
 Public API (stable; additive changes only):
 - `plan_service(spec, obs, memory, now, config, node_provisioning_s, planned) -> ServiceDecision`
-- `replicas_needed_within(spec, obs, now, horizon_s, config, margin, planned) -> int | None`
+- `replicas_needed_within(spec, obs, now, horizon_s, config, margin, planned, basis) -> int | None`
 - `quantile_values(forecast, q) -> (values per step, note)`
 - `planned_level(levels, values, attainment)`, `planned_values(forecast, attainment)`,
   `planned_values_of(services, now, config) -> {name: planned values}` (many services at once)
@@ -437,6 +437,7 @@ def plan_service(
                 else:
                     forecast_problem = predicted
             problem = problem or forecast_problem
+    floor_served = floor_attainment(record)
     floor_alone = spec.mode is Mode.REACTIVE or floor_suffices(record, spec.attainment)
     planned_ask = prediction.replicas if prediction and not floor_alone else None
 
@@ -459,7 +460,7 @@ def plan_service(
             prediction,
             capacity,
             margin.factor,
-            floor_attainment(record) if floor_alone else None,
+            floor_served if floor_alone else None,
         )
         value, stab_reason = stabilize(
             current, recommendation, memory, now, spec.scale_up, spec.scale_down
@@ -508,7 +509,7 @@ def plan_service(
         memory=dataclasses.replace(new_memory, floor=record),
         planned_demand=prediction.planned if prediction else None,
         basis=PlanBasis.FLOOR if floor_alone else PlanBasis.FORECAST,
-        floor_attainment=floor_attainment(record),
+        floor_attainment=floor_served,
     )
 
 
@@ -592,12 +593,14 @@ def replicas_needed_within(
     config: PlannerConfig = PlannerConfig(),  # noqa: B008 - frozen, shared safely
     margin: float = 1.0,
     planned: FloatArray | None = None,
+    basis: PlanBasis = PlanBasis.FORECAST,
 ) -> int | None:
     """Peak replicas the service needs over [now, now + horizon_s]: the forecast's planned
     demand (`planned_values`, within its horizon) and the observed demand, with the service's
     SLO margin (its decision's `memory.margin.factor`) as the planner applies it. None when
-    neither is usable (reactive mode uses only the observed demand). Used to reserve GPUs ahead
-    (training shrink, node headroom). `planned` as in `plan_service`."""
+    neither is usable (reactive mode, or its decision's `basis` the floor, uses only the observed
+    demand). Used to reserve GPUs ahead (training shrink, node headroom). `planned` as in
+    `plan_service`."""
     capacity = _capacity(spec)
     if capacity is None:
         return None
@@ -609,7 +612,7 @@ def replicas_needed_within(
         needs.append(replicas_for(obs.demand * margin, capacity))
     # A forecast with `planned` values passed `_forecast_problem` at this `now` already.
     usable = planned is not None or _forecast_problem(obs, now, config) is None
-    if spec.mode is not Mode.REACTIVE and usable:
+    if spec.mode is not Mode.REACTIVE and basis is PlanBasis.FORECAST and usable:
         assert obs.forecast is not None and obs.forecast_origin is not None
         fc = _in_flight(spec, obs.forecast, known)
         age = now - obs.forecast_origin

@@ -160,7 +160,7 @@ def act_on_service(
         "coldStart": {"seconds": s.spec.cold_start_s, "measured": False},
         # Rounded: the margin and the floor's share move a little every tick, the status only
         # when that adds up.
-        "plan": _plan_status(d, status.get("plan")),
+        "plan": {"basis": d.basis.value, "floorAttainment": _rounded(d.floor_attainment, 3)},
         "sloMargin": round(d.memory.margin.factor, 2),
         "lastDecision": last_decision,
         "conditions": write_conditions(status.get("conditions"), conditions, generation),
@@ -183,15 +183,8 @@ def act_on_service(
         )
 
 
-def _plan_status(d: ServiceDecision, recorded: object) -> dict[str, Any]:
-    """`status.plan`; a share recorded before this process's memory began is removed (the status
-    is merge-patched: a key left out would stay)."""
-    plan: dict[str, Any] = {"basis": d.basis.value}
-    if d.floor_attainment is not None:
-        plan["floorAttainment"] = round(d.floor_attainment, 3)
-    elif isinstance(recorded, Mapping) and "floorAttainment" in recorded:
-        plan["floorAttainment"] = None
-    return plan
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def act_on_training(

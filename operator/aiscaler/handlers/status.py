@@ -92,9 +92,17 @@ def write_conditions(
 
 def status_patch(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> dict[str, Any]:
     """The top-level fields of `wanted` that differ from `current` (empty when none do), as a
-    merge patch of `.status`."""
+    merge patch of `.status`. A None inside an object means the key is absent: the patch carries
+    it (a merge patch removes the key), and a status without the key matches it."""
     current = current or {}
-    return {key: value for key, value in wanted.items() if current.get(key) != value}
+    return {key: value for key, value in wanted.items() if current.get(key) != _present(value)}
+
+
+def _present(value: Any) -> Any:
+    """`value` as the status holds it after a merge patch: objects without their None keys."""
+    if isinstance(value, Mapping):
+        return {key: _present(v) for key, v in value.items() if v is not None}
+    return value
 
 
 FORECAST_TOLERANCE = 0.05

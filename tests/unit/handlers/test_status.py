@@ -83,6 +83,15 @@ def test_unchanged_conditions_give_an_empty_patch():
         ),
         ({"forecast": {"value": 1.0}}, {"forecast": {"value": 1.5}}, {"forecast": {"value": 1.5}}),
         ({"replicas": 1, "extra": 5}, {"replicas": 1}, {}),  # fields not managed here stay
+        # None inside an object: absent. Sent while the status has the key (the merge patch
+        # removes it); no patch once it is gone.
+        (
+            {"plan": {"basis": "floor", "share": 0.9}},
+            {"plan": {"basis": "forecast", "share": None}},
+            {"plan": {"basis": "forecast", "share": None}},
+        ),
+        ({"plan": {"basis": "forecast"}}, {"plan": {"basis": "forecast", "share": None}}, {}),
+        ({}, {"forecast": None}, {}),  # a None field: as absent, as before
     ],
 )
 def test_status_patch(current, wanted, patch):
